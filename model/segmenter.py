@@ -1,0 +1,295 @@
+"""The inference API: set an image, ask with clicks (and an ROI), get a mask and a score.
+
+    seg = Segmenter.from_pretrained()
+    pred = seg.predict(image, [(x, y, True)], roi=unlabelled)
+    labels = seg.segment_image(image)
+
+The net always runs at a bounded internal resolution (long side `max_side`), so a 20-megapixel photo costs the
+same inside the net as a 640x480 one; only the final mask is brought back to full resolution.
+
+Multi-click correction: each click after the first runs the net again with (a) all clicks so far in the pointer
+channels, (b) the previous mask as an extra pointer channel, and (c) a zoomed-in crop around the previous mask
+and the clicks, so corrections see fine detail.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .encoding import Click, encode_pointer, normalize_image
+from .net import PointerSegNet
+from .weights import WeightsError, load_into
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+BUNDLED_WEIGHTS = RESOURCES / "pointer_seg.safetensors"
+
+ProgressCallback = Callable[[float], Optional[bool]]
+
+
+@dataclass
+class Prediction:
+    mask: np.ndarray   # HxW bool at full resolution, never outside the ROI
+    score: float       # the net's estimate of the mask's IoU, in [0, 1]
+    seconds: float = 0.0
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB from RGB, RGBA, greyscale (HxW or HxWx1); anything else is a ValueError saying why."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (0-255), got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image must be HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA), got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3])
+    return image
+
+
+def _fingerprint(a: np.ndarray | None) -> str:
+    if a is None:
+        return "none"
+    flat = a.reshape(-1)
+    step = max(1, flat.size // 65536)  # sampled: hashing every pixel of a 20 MP image would cost a click's time
+    return f"{a.shape}{a.dtype}" + hashlib.blake2b(np.ascontiguousarray(flat[::step]).tobytes(),
+                                                  digest_size=12).hexdigest()
+
+
+class Segmenter:
+    """Click-to-mask inference on the pointer/ROI net."""
+
+    def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
+                 full_image_side: int = 384, info: dict | None = None):
+        self.device = str(device)
+        self.net = net.to(self.device).eval()
+        self.max_side = max_side              # internal long side for clicks
+        self.full_image_side = full_image_side  # internal long side for segment_image (many runs per image)
+        self.info = info or {}
+        self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
+        self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
+
+    # ---- construction ----
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> "Segmenter":
+        """Load weights (default: the ones bundled in resources/) on CUDA when available, else CPU."""
+        if path is None:
+            path = BUNDLED_WEIGHTS
+            if not Path(path).is_file():
+                raise WeightsError(f"no trained weights bundled: {path} is missing (train them with "
+                                   "`python -m train`, or pass path=...)")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        net = PointerSegNet(pretrained_backbone=False)
+        info = load_into(net, path)
+        return cls(net, device, info=info, **kwargs)
+
+    @classmethod
+    def random_init(cls, seed: int = 0, device: str = "cpu", **kwargs) -> "Segmenter":
+        """An untrained net (deterministic for a seed): for tests and plumbing, never for real use."""
+        torch.manual_seed(seed)
+        return cls(PointerSegNet(pretrained_backbone=False), device, info={"untrained": True}, **kwargs)
+
+    def load_weights(self, path: str | Path) -> dict:
+        """Swap in other weights (e.g. after fine-tuning) without rebuilding the Segmenter."""
+        net = PointerSegNet(pretrained_backbone=False)
+        info = load_into(net, path)
+        self.net = net.to(self.device).eval()
+        self.info = info
+        self._last = None
+        return info
+
+    # ---- the net on one window of the image ----
+    def _run(self, image: np.ndarray, roi: np.ndarray, clicks: Sequence[Click], prev: np.ndarray | None,
+             window: tuple[int, int, int, int], side: int, image_key: str = "") -> tuple[np.ndarray, float]:
+        """Logits for `window` (x0, y0, x1, y1) of the image at internal long side `side`, as float32 at the
+        window's full resolution, plus the score."""
+        x0, y0, x1, y1 = window
+        ww, wh = x1 - x0, y1 - y0
+        scale = side / max(ww, wh)
+        nw, nh = max(1, round(ww * scale)), max(1, round(wh * scale))
+        whole = (x0, y0, x1, y1) == (0, 0, image.shape[1], image.shape[0])
+        cache_key = (image_key, side)
+        if whole and image_key and self._resized is not None and self._resized[0] == cache_key:
+            small = self._resized[1]
+        else:
+            crop = image[y0:y1, x0:x1]
+            small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            if whole and image_key:
+                self._resized = (cache_key, small)
+        roi_small = cv2.resize(roi[y0:y1, x0:x1].astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA) > 0.5
+        prev_small = None
+        if prev is not None:
+            prev_small = cv2.resize(prev[y0:y1, x0:x1].astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+        sx, sy = nw / ww, nh / wh
+        local = [((x - x0 + 0.5) * sx - 0.5, (y - y0 + 0.5) * sy - 0.5, p) for x, y, p in clicks]
+        ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32  # the encoder needs multiples of 32
+        img_t = np.zeros((3, ph, pw), np.float32)
+        img_t[:, :nh, :nw] = normalize_image(small)
+        ptr_t = np.zeros((3, ph, pw), np.float32)
+        ptr_t[:, :nh, :nw] = encode_pointer(nh, nw, local, prev_small)
+        roi_t = np.zeros((1, ph, pw), np.float32)
+        roi_t[0, :nh, :nw] = roi_small
+        with torch.inference_mode():
+            logits, score = self.net(*(torch.from_numpy(a)[None].to(self.device) for a in (img_t, ptr_t, roi_t)))
+            logits = logits[0, 0, :nh, :nw].float().cpu().numpy()
+            score = float(torch.sigmoid(score[0]).cpu())
+        return cv2.resize(logits, (ww, wh), interpolation=cv2.INTER_LINEAR), score
+
+    @staticmethod
+    def _zoom_window(mask: np.ndarray, clicks: Sequence[Click], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """A window around the previous mask and all clicks, 40% larger on each side, at least 1/4 of the
+        image's long side: large enough for context, small enough to see the detail being corrected."""
+        h, w = shape
+        xs = [c[0] for c in clicks]
+        ys = [c[1] for c in clicks]
+        if mask.any():
+            rows, cols = np.any(mask, 1), np.any(mask, 0)
+            ys += [int(np.argmax(rows)), h - 1 - int(np.argmax(rows[::-1]))]
+            xs += [int(np.argmax(cols)), w - 1 - int(np.argmax(cols[::-1]))]
+        bx0, bx1, by0, by1 = min(xs), max(xs) + 1, min(ys), max(ys) + 1
+        cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+        half = max(bx1 - bx0, by1 - by0) * 0.7 + 1
+        half = max(half, max(h, w) / 8)
+        x0, x1 = int(max(0, cx - half)), int(min(w, cx + half + 1))
+        y0, y1 = int(max(0, cy - half)), int(min(h, cy + half + 1))
+        return x0, y0, x1, y1
+
+    # ---- public API ----
+    def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None) -> Prediction:
+        """The segment under the clicks, inside `roi`. clicks: [(x, y, positive)] in full-image pixels, the
+        first positive; later ones correct the mask (positive adds the region under it, negative removes)."""
+        t0 = time.perf_counter()
+        image = as_rgb(image)
+        h, w = image.shape[:2]
+        roi = self._check_roi(roi, (h, w))
+        clicks = self._check_clicks(clicks, (h, w))
+        fx, fy, _ = clicks[0]
+        if not roi[int(fy), int(fx)]:
+            # The first click is on a pixel the segment may not contain (already labelled, say): nothing to find.
+            return Prediction(np.zeros((h, w), bool), 0.0, time.perf_counter() - t0)
+        key = (_fingerprint(image), _fingerprint(roi))
+        start, mask, score = 0, None, 0.0
+        if self._last is not None and self._last[0] == key and tuple(self._last[1]) == tuple(clicks[:len(self._last[1])]):
+            start, mask, score = len(self._last[1]), self._last[2], self._last[3]
+            if start == len(clicks):
+                return Prediction(mask.copy(), score, time.perf_counter() - t0)
+        for k in range(start + 1, len(clicks) + 1):
+            if mask is None:
+                logits, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0])
+                mask = (logits > 0) & roi
+            else:
+                window = self._zoom_window(mask, clicks[:k], (h, w))
+                logits, score = self._run(image, roi, clicks[:k], mask, window, self.max_side)
+                x0, y0, x1, y1 = window
+                mask = mask.copy()
+                mask[y0:y1, x0:x1] = (logits > 0) & roi[y0:y1, x0:x1]
+        self._last = (key, list(clicks), mask, score)
+        return Prediction(mask.copy(), score, time.perf_counter() - t0)
+
+    def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None,
+                      progress: ProgressCallback | None = None, max_segments: int = 80,
+                      min_area_fraction: float = 0.0005) -> np.ndarray:
+        """Region-by-region segmentation (the seed's Figure 2): click the interior-most point of what is still
+        unlabelled, take the segment the net returns there inside the unlabelled remainder, repeat.
+        HxW int32 label map, 0 = unassigned. `progress(fraction_done)` may return False to cancel; the
+        segments found so far are returned."""
+        image = as_rgb(image)
+        h, w = image.shape[:2]
+        roi = self._check_roi(roi, (h, w))
+        side = min(self.full_image_side, max(h, w)) if max(h, w) < 64 else self.full_image_side
+        scale = side / max(h, w)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        roi_small = cv2.resize(roi.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        remaining = roi_small.copy()      # not yet assigned to a segment
+        candidates = roi_small.copy()     # where a next pointer may still go
+        total = max(1, int(roi_small.sum()))
+        min_area = max(4, int(min_area_fraction * sw * sh))
+        segments: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []  # (logits crop, window) at small res
+        cancelled = False
+        while len(segments) < max_segments and candidates.sum() >= min_area:
+            dist = cv2.distanceTransform(np.pad(candidates.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+            py, px = np.unravel_index(int(np.argmax(dist)), dist.shape)
+            logits, _ = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
+            mask = (logits > 0) & remaining
+            if mask.sum() >= min_area and mask[py, px]:
+                segments.append((logits, mask))
+                remaining &= ~mask
+                candidates &= ~mask
+            else:
+                # Nothing usable here: stop pointing at this spot, leave its pixels unassigned.
+                r = max(2, int(dist[py, px]))
+                cv2.circle(candidates.view(np.uint8), (int(px), int(py)), r, 0, -1)
+            if progress is not None and progress(1.0 - candidates.sum() / total) is False:
+                cancelled = True
+                break
+        labels = self._labels_at_full_res(segments, roi, (h, w), (sw, sh))
+        if progress is not None and not cancelled:
+            progress(1.0)
+        return labels
+
+    @staticmethod
+    def _labels_at_full_res(segments, roi: np.ndarray, shape: tuple[int, int], small_size: tuple[int, int]
+                            ) -> np.ndarray:
+        """Each segment's logits upsampled inside its bounding box, so boundaries are smooth at full
+        resolution without ever holding a full-resolution float map per segment."""
+        h, w = shape
+        sw, sh = small_size
+        labels = np.zeros((h, w), np.int32)
+        fx, fy = w / sw, h / sh
+        for k, (logits, mask) in enumerate(segments, 1):
+            ys, xs = np.nonzero(mask)
+            x0, x1 = max(0, xs.min() - 1), min(sw, xs.max() + 2)
+            y0, y1 = max(0, ys.min() - 1), min(sh, ys.max() + 2)
+            X0, X1 = int(x0 * fx), min(w, int(np.ceil(x1 * fx)))
+            Y0, Y1 = int(y0 * fy), min(h, int(np.ceil(y1 * fy)))
+            if X1 <= X0 or Y1 <= Y0:
+                continue
+            # Sample the small logits at full-res pixel centres within the box.
+            gx = ((np.arange(X0, X1) + 0.5) / fx - 0.5).astype(np.float32)
+            gy = ((np.arange(Y0, Y1) + 0.5) / fy - 0.5).astype(np.float32)
+            mx, my = np.meshgrid(gx, gy)
+            up = cv2.remap(np.where(mask, logits, -1.0).astype(np.float32), mx, my, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+            sel = (up > 0) & (labels[Y0:Y1, X0:X1] == 0) & roi[Y0:Y1, X0:X1]
+            labels[Y0:Y1, X0:X1][sel] = k
+        return labels
+
+    # ---- input checks ----
+    @staticmethod
+    def _check_roi(roi: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+        if roi is None:
+            return np.ones(shape, bool)
+        roi = np.asarray(roi)
+        if roi.shape != shape:
+            raise ValueError(f"roi must have the image's shape {shape}, got {roi.shape}")
+        return roi.astype(bool, copy=False)
+
+    @staticmethod
+    def _check_clicks(clicks: Sequence[Click], shape: tuple[int, int]) -> list[Click]:
+        h, w = shape
+        if not clicks:
+            raise ValueError("at least one click is needed")
+        out = []
+        for c in clicks:
+            if len(c) != 3:
+                raise ValueError(f"a click is (x, y, positive), got {c!r}")
+            x, y, p = float(c[0]), float(c[1]), bool(c[2])
+            if not (0 <= x < w and 0 <= y < h):
+                raise ValueError(f"click ({x:g}, {y:g}) is outside the {w}x{h} image")
+            out.append((x, y, p))
+        if not out[0][2]:
+            raise ValueError("the first click must be positive")
+        return out

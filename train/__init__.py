@@ -1,0 +1,1 @@
+"""Data readers, sampling, trainer and evaluation for the pointer/ROI segmentation net."""

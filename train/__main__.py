@@ -1,0 +1,49 @@
+"""`python -m train [--config FILE] [flags]`: train the net (see train.trainer.TrainConfig for every option).
+
+`python -m train finetune ...` is the fine-tuning command (train.finetune)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from .trainer import TrainConfig, train
+
+
+def parse_args(argv: list[str]) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    p.add_argument("--config", help="JSON file with TrainConfig fields; flags override it")
+    for f in fields(TrainConfig):
+        name = "--" + f.name.replace("_", "-")
+        if f.name == "sources":
+            p.add_argument(name, nargs="+", help="kind:path[:weight]; kinds: masks, semantic, coco, synthetic")
+        elif f.type in ("bool", bool):
+            p.add_argument(name, action="store_true", default=None)
+        else:
+            typ = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(name, type=typ)
+    a = p.parse_args(argv)
+    values = json.load(open(a.config)) if a.config else {}
+    for f in fields(TrainConfig):
+        v = getattr(a, f.name)
+        if v is not None:
+            values[f.name] = v
+    cfg = TrainConfig(**values)
+    if not cfg.sources:
+        p.error("no data: give --sources or a --config with sources")
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "finetune":
+        from .finetune import main as finetune_main
+        return finetune_main(argv[1:])
+    summary = train(parse_args(argv))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The trainer: mixed data sources, AdamW, checkpoints with resume, CSV log, validation IoU, AMP on CUDA and
+multi-GPU through torchrun (DistributedDataParallel)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, IterableDataset
+
+from model.net import PointerSegNet
+from model.weights import load_into, save_weights
+
+from .sampling import SamplingConfig, make_example
+
+
+@dataclass
+class TrainConfig:
+    sources: list[str] = field(default_factory=list)  # "kind:path[:weight]", see open_source()
+    out: str = "runs/default"
+    steps: int = 2000
+    batch_size: int = 8
+    crop: int = 288
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    val_every: int = 200
+    val_examples: int = 64
+    ckpt_every: int = 100
+    log_every: int = 10
+    workers: int = 1
+    seed: int = 0
+    init_weights: str | None = None  # start from these net weights (fine-tuning) instead of ImageNet
+    resume: bool = False
+    threads: int = 0                 # torch CPU threads, 0 = torch default
+    val_fraction: float = 0.1        # held out of each source (by file-name hash) for validation IoU
+
+
+def _is_val(name: str, fraction: float) -> bool:
+    """Stable split by name, so resume and later runs hold out the same files."""
+    return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
+
+
+class _Subset:
+    def __init__(self, reader, indices: list[int]):
+        self.reader, self.indices = reader, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.reader[self.indices[i]]
+
+
+def open_source(spec: str):
+    """`kind:path[:weight]` -> (reader, weight, fully_labelled). kinds: masks (images/ + masks/ folder),
+    semantic (images/ + labels/ class maps), coco (COCO panoptic JSON), synthetic (path = number of scenes)."""
+    parts = spec.split(":")
+    kind, path = parts[0], parts[1] if len(parts) > 1 else ""
+    weight = float(parts[2]) if len(parts) > 2 else 1.0
+    if kind == "masks":
+        from .readers import FolderMaskReader
+        return FolderMaskReader(path), weight, False
+    if kind == "semantic":
+        from .readers import SemanticLabelReader
+        return SemanticLabelReader(path), weight, True
+    if kind == "coco":
+        from .coco_panoptic import CocoPanopticReader
+        return CocoPanopticReader(path), weight, True
+    if kind == "synthetic":
+        from .synthetic import SyntheticScenes
+        return SyntheticScenes(int(path or 2000), seed=12345), weight, True
+    raise ValueError(f"unknown data source kind {kind!r} in {spec!r} (masks, semantic, coco, synthetic)")
+
+
+def split_sources(specs: list[str], val_fraction: float):
+    """[(train_subset, weight, fully_labelled)], [(val_subset, fully_labelled)]"""
+    train, val = [], []
+    for spec in specs:
+        reader, weight, full = open_source(spec)
+        names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
+        tr = [i for i, n in enumerate(names) if not _is_val(n, val_fraction)]
+        va = [i for i, n in enumerate(names) if _is_val(n, val_fraction)]
+        train.append((_Subset(reader, tr), weight, full))
+        if va:
+            val.append((_Subset(reader, va), full))
+    return train, val
+
+
+class MixedExamples(IterableDataset):
+    """Endless training examples drawn from the sources in proportion to their weights."""
+
+    def __init__(self, sources, cfg: SamplingConfig, seed: int):
+        self.sources, self.cfg, self.seed = sources, cfg, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        worker = info.id if info else 0
+        rng = np.random.default_rng([self.seed, rank, worker, int(time.time())])
+        weights = np.array([w for _, w, _ in self.sources], float)
+        weights /= weights.sum()
+        while True:
+            reader, _, full = self.sources[rng.choice(len(self.sources), p=weights)]
+            if len(reader) == 0:
+                continue
+            ex = make_example(reader[int(rng.integers(len(reader)))], rng, self.cfg, full)
+            if ex is not None:
+                yield ex
+
+
+def fixed_examples(sources, cfg: SamplingConfig, n: int, seed: int = 1234) -> list[dict]:
+    """The same validation examples every time (fixed seed), so validation IoU is comparable across steps."""
+    rng = np.random.default_rng(seed)
+    out = []
+    tries = 0
+    while len(out) < n and sources and tries < n * 10:
+        tries += 1
+        reader, full = sources[tries % len(sources)]
+        if len(reader) == 0:
+            continue
+        ex = make_example(reader[int(rng.integers(len(reader)))], rng, cfg, full)
+        if ex is not None:
+            out.append(ex)
+    return out
+
+
+def segmentation_loss(logits, score_logit, target, valid):
+    """BCE + soft Dice over valid pixels, plus BCE of the score against the mask's real IoU."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = (bce * valid).sum() / valid.sum().clamp_min(1.0)
+    prob = torch.sigmoid(logits) * valid
+    inter = (prob * target).sum((1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (prob.sum((1, 2, 3)) + (target * valid).sum((1, 2, 3)) + 1)
+    with torch.no_grad():
+        iou = batch_iou(logits > 0, target > 0.5, valid > 0.5)
+    score = F.binary_cross_entropy_with_logits(score_logit.float(), iou)
+    return bce + dice.mean() + 0.1 * score, iou
+
+
+def batch_iou(pred, target, valid):
+    inter = (pred & target & valid).sum((1, 2, 3)).float()
+    union = ((pred | target) & valid).sum((1, 2, 3)).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def _batch_to(batch: dict, device) -> dict:
+    return {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _collate(examples: list[dict]) -> dict:
+    return {k: torch.from_numpy(np.stack([e[k] for e in examples])) for k in examples[0]}
+
+
+@torch.no_grad()
+def validate(net, examples: list[dict], device, batch_size: int = 8) -> float:
+    net.eval()
+    ious = []
+    for i in range(0, len(examples), batch_size):
+        b = _batch_to(_collate(examples[i:i + batch_size]), device)
+        logits, _ = net(b["image"], b["pointer"], b["roi"])
+        ious.append(batch_iou(logits > 0, b["target"] > 0.5, b["valid"] > 0.5).cpu())
+    net.train()
+    return float(torch.cat(ious).mean()) if ious else float("nan")
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
+    """Run (or resume) training; returns a summary dict. Writes under cfg.out: checkpoint.pt, log.csv,
+    weights.safetensors (final net), config.json. A file named `stop_file` appearing ends training cleanly
+    after the current step (the annotator's Cancel)."""
+    from tqdm import tqdm
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    net = PointerSegNet(pretrained_backbone=cfg.init_weights is None)
+    if cfg.init_weights:
+        load_into(net, cfg.init_weights)
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    if cfg.resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        start = int(state["step"])
+    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
+
+    scfg = SamplingConfig(size=cfg.crop)
+    train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction)
+    val_set = fixed_examples(val_sources, scfg, cfg.val_examples) if rank == 0 else []
+    loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
+                        num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
+                        prefetch_factor=4 if cfg.workers > 0 else None)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file() or start == 0
+    log_file = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
+    writer = csv.writer(log_file) if log_file else None
+    if writer and new_log:
+        writer.writerow(["step", "loss", "train_iou", "val_iou", "lr", "seconds"])
+    use_amp = device.type == "cuda"
+    bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, desc="train", dynamic_ncols=True)
+    t0 = time.time()
+    losses, ious = [], []
+    last_val = float("nan")
+    step = start
+    stopped = False
+    it = iter(loader)
+    while step < cfg.steps:
+        batch = _batch_to(next(it), device)
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, cfg)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits, score_logit = model(batch["image"], batch["pointer"], batch["roi"])
+        loss, iou = segmentation_loss(logits.float(), score_logit, batch["target"], batch["valid"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step += 1
+        losses.append(float(loss))
+        ious.append(float(iou.mean()))
+        bar.update(1)
+        if rank == 0:
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                last_val = validate(net, val_set, device)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                writer.writerow([step, f"{np.mean(losses):.4f}", f"{np.mean(ious):.4f}", f"{last_val:.4f}",
+                                 f"{_lr_at(step, cfg):.2e}", f"{time.time() - t0:.1f}"])
+                log_file.flush()
+                bar.set_postfix(loss=f"{np.mean(losses):.3f}", iou=f"{np.mean(ious):.3f}", val=f"{last_val:.3f}")
+                losses, ious = [], []
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+        if stop_file and os.path.exists(stop_file):
+            stopped = True
+            break
+    bar.close()
+    summary = {"steps": step, "val_iou": last_val, "seconds": time.time() - t0, "stopped": stopped}
+    if rank == 0:
+        if stopped:
+            _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+        save_weights(net, out / "weights.safetensors", {"steps": step, "sources": cfg.sources,
+                                                        "crop": cfg.crop, "val_iou": last_val})
+        log_file.close()
+    if distributed:
+        dist.destroy_process_group()
+    return summary
