@@ -1,0 +1,641 @@
+"""Fine-tune the net on your own annotations, and measure whether it got better.
+
+    python -m train finetune PROJECT_DIR_OR_COCO_PANOPTIC_JSON [--out DIR] [--base WEIGHTS] [--steps N] ...
+
+1. Data: an annotator project folder is exported as COCO panoptic (annotator.coco_io.export_coco_panoptic) into
+   OUT/data/; a COCO panoptic JSON is used as it is (its PNGs are copied into OUT/data/panoptic/ so that the run
+   folder holds the exact data it trained on). Only images with at least one accepted segment take part.
+2. Split: about `val_fraction` of the labelled images (at least 1) are held out for validation, by a hash of the
+   file name, the same hash the trainer uses, so a growing project keeps its held-out images held out.
+   OUT/data/train.json and OUT/data/val.json list the two splits.
+3. Training: train.trainer.train starts from the base weights (default: the bundled resources/pointer_seg
+   .safetensors) on the training split only; its validation IoU is measured on the held-out split.
+   OUT/checkpoint.pt, OUT/log.csv, OUT/weights.safetensors. The bundled weights are never written.
+4. The before/after table on the held-out images: NoC@90 and IoU@1 under the standard click protocol
+   (train.evaluate) for the base and the new weights (and GrabCut with --grabcut), printed and written to
+   OUT/report.json; OUT/provenance.json says where the new weights came from.
+
+For a GUI the command runs as a separate process (`build_command`): it appends one JSON object per line to
+OUT/progress.jsonl ({"phase": ...}, {"step", "steps", "loss", "val_iou", "eta_s"} per logged step, and last
+{"done": true, "report": ...} or {"done": true, "error": ...}), and creating OUT/STOP cancels it cleanly: training
+stops after the current step, the checkpoint and weights reached so far are kept, the evaluation is skipped
+(a STOP file already there when the run starts cancels it after its first step: delete it to run again).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import zlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+PathLike = str | os.PathLike
+
+DEFAULT_STEPS = 300
+STOP_NAME = "STOP"
+PROGRESS_NAME = "progress.jsonl"
+_MIN_SEGMENT_AREA = 64  # train.sampling.MIN_SEGMENT_AREA: smaller segments give no training example
+
+
+class FinetuneError(ValueError):
+    """Fine-tuning cannot start or finish; the message says why (and names the file)."""
+
+
+# ----------------------------------------------------------------------------------------------- small helpers
+def _bundled_weights() -> Path:
+    from model.segmenter import BUNDLED_WEIGHTS
+    return Path(BUNDLED_WEIGHTS)
+
+
+def sha256_file(path: PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if isinstance(o, Path):
+        return os.fspath(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean(v: Any) -> Any:
+    """NaN/inf -> None, so the JSON files are strict JSON that any reader (and the GUI) accepts."""
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+class ProgressWriter:
+    """Appends JSON lines to OUT/progress.jsonl (flushed at once, so another process can tail the file)."""
+
+    def __init__(self, path: Path, echo: Callable[[dict], None] | None = None):
+        self.path = path
+        self.echo = echo
+        self._lock = threading.Lock()
+        path.write_text("", encoding="utf-8")  # a rerun into the same folder starts a fresh file
+
+    def write(self, record: dict) -> None:
+        record = _clean(record)
+        line = json.dumps(record, default=_json_default)
+        with self._lock:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+                f.flush()
+        if self.echo is not None:
+            self.echo(record)
+
+
+def read_progress(out_dir: PathLike) -> list[dict]:
+    """The records written so far to OUT/progress.jsonl (a half-written last line is left out)."""
+    path = Path(out_dir) / PROGRESS_NAME
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # the writer is mid-line
+    return out
+
+
+class _LogTail(threading.Thread):
+    """Turns each new row of the trainer's log.csv into a progress record (the trainer has no callback)."""
+
+    def __init__(self, log_path: Path, steps: int, progress: ProgressWriter, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.log_path, self.steps, self.progress, self.interval = log_path, steps, progress, interval
+        self._stop_evt = threading.Event()
+        self._pos = 0
+        self._header: list[str] | None = None
+
+    def poll(self) -> None:
+        if not self.log_path.is_file():
+            return
+        with open(self.log_path, encoding="utf-8", newline="") as f:
+            f.seek(self._pos)
+            chunk = f.read()
+        end = chunk.rfind("\n")
+        if end < 0:
+            return
+        self._pos += len(chunk[:end + 1].encode("utf-8"))
+        for row in csv.reader(chunk[:end + 1].splitlines()):
+            if not row:
+                continue
+            if row[0] == "step":
+                self._header = row
+                continue
+            if self._header is None:
+                continue
+            rec = dict(zip(self._header, row))
+            try:
+                step, seconds = int(rec["step"]), float(rec.get("seconds", "nan"))
+                loss, val_iou = float(rec.get("loss", "nan")), float(rec.get("val_iou", "nan"))
+            except (KeyError, ValueError):
+                continue
+            eta = seconds / step * (self.steps - step) if step > 0 else None
+            self.progress.write({"phase": "train", "step": step, "steps": self.steps, "loss": loss,
+                                 "val_iou": val_iou, "seconds": seconds, "eta_s": eta})
+
+    def run(self) -> None:
+        while not self._stop_evt.wait(self.interval):
+            self.poll()
+
+    def finish(self) -> None:
+        self._stop_evt.set()
+        self.join()
+        self.poll()  # the rows written after the last poll
+
+
+# ----------------------------------------------------------------------------------------------- data
+def _is_val(name: str, fraction: float) -> bool:
+    from .trainer import _is_val as trainer_is_val
+    return trainer_is_val(name, fraction)
+
+
+def _hash(name: str) -> int:
+    return zlib.crc32(name.encode()) % 1000  # the trainer's split hash (train.trainer._is_val)
+
+
+def split_names(names: Sequence[str], val_fraction: float = 0.2) -> tuple[list[str], list[str]]:
+    """(train, val) names: those the trainer's hash puts below `val_fraction` are held out, at least one and
+    never all. Stable: adding images never moves an old image from one side to the other (except to keep
+    one held out in a tiny project)."""
+    names = list(dict.fromkeys(names))
+    if len(names) < 2:
+        raise FinetuneError(f"fine-tuning needs at least 2 labelled images (one to train on, one to measure "
+                            f"on), found {len(names)}")
+    by_hash = sorted(names, key=lambda n: (_hash(n), n))
+    val = [n for n in by_hash if _is_val(n, val_fraction)]
+    if not val:
+        val = by_hash[:1]
+    if len(val) == len(names):
+        val = by_hash[:max(1, min(len(names) - 1, round(val_fraction * len(names))))]
+    vs = set(val)
+    return [n for n in names if n not in vs], [n for n in names if n in vs]
+
+
+def _trainer_fraction(train_names: Sequence[str], val_names: Sequence[str]) -> float:
+    """The trainer's val_fraction under which its own hash split of train.json holds out nothing and of
+    val.json holds out everything; 0 (no trainer validation) if hash ties make that impossible."""
+    hi = max(_hash(n) for n in val_names)
+    frac = (hi + 0.5) / 1000
+    if all(_is_val(n, frac) for n in val_names) and not any(_is_val(n, frac) for n in train_names):
+        return frac
+    return 0.0
+
+
+def _has_usable_segment(ann: dict) -> bool:
+    return any(not s.get("iscrowd", 0) and s.get("area", _MIN_SEGMENT_AREA) >= _MIN_SEGMENT_AREA
+               for s in ann.get("segments_info", []))
+
+
+def _open_project(source: Path):
+    from annotator.document import Project
+    return Project.open(source)
+
+
+def _is_project(source: Path) -> bool:
+    return (source.is_dir() and (source / "project.json").is_file()) or (
+        source.name == "project.json" and source.is_file())
+
+
+def default_out_dir(source: PathLike) -> Path:
+    """PROJECT/finetune/<timestamp>/ (or next to the JSON for a COCO panoptic file)."""
+    source = Path(source)
+    root = source if source.is_dir() else source.parent
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")  # no ':' (the trainer's source spec splits on ':')
+    return root / "finetune" / stamp
+
+
+def prepare_data(source: PathLike, data_dir: PathLike, val_fraction: float = 0.2) -> dict:
+    """Export (project) or copy (JSON), keep the labelled images, split them and write train.json and
+    val.json in data_dir. Returns {"source", "json", "train_json", "val_json", "train", "val", "png_dir",
+    "image_dir", "train_names", "val_names"}; train/val are image file names."""
+    from .coco_panoptic import CocoPanopticReader
+    from .sample import DataError
+
+    source = Path(source)
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if _is_project(source):
+        from annotator.coco_io import export_coco_panoptic
+        from annotator.document import ProjectError
+        try:
+            project = _open_project(source)
+        except ProjectError as e:
+            raise FinetuneError(str(e)) from e
+        json_path = Path(export_coco_panoptic(project, data_dir))
+    elif source.is_dir():
+        raise FinetuneError(f"{source}: neither an annotator project folder (no project.json) nor a COCO "
+                            "panoptic JSON file")
+    else:
+        json_path = source
+    try:
+        reader = CocoPanopticReader(json_path)
+    except DataError as e:
+        raise FinetuneError(str(e)) from e
+
+    anns = [(a, name) for a, name in zip(reader.annotations, reader.names) if _has_usable_segment(a)]
+    if not any(True for _ in anns):
+        raise FinetuneError(f"{json_path}: no image has an accepted segment of at least {_MIN_SEGMENT_AREA} "
+                            "pixels: label some images first")
+    train_names, val_names = split_names([n for _, n in anns], val_fraction)
+    val_set = set(val_names)
+
+    png_dir = data_dir / "panoptic"
+    if reader.png_dir.resolve() != png_dir.resolve():
+        # Copy the PNGs the run uses, so the run folder documents its data and readers find them (the
+        # trainer's `coco:` source finds PNGs only next to the JSON).
+        png_dir.mkdir(exist_ok=True)
+        for a, _ in anns:
+            src = reader.png_dir / a["file_name"]
+            if not src.is_file():
+                raise FinetuneError(f"{src}: panoptic PNG listed in {json_path} is missing")
+            shutil.copy2(src, png_dir / Path(a["file_name"]).name)
+
+    with open(json_path, encoding="utf-8") as f:
+        data = json.load(f)
+    base = {k: v for k, v in data.items() if k not in ("images", "annotations")}
+    base["image_dir"] = os.path.abspath(reader.image_dir)
+    base["finetune_source"] = os.path.abspath(json_path)
+
+    def write(split_names_: set[str], path: Path) -> list[str]:
+        sel = [dict(a, file_name=Path(a["file_name"]).name) for a, n in anns if n in split_names_]
+        ids = {a["image_id"] for a in sel}
+        images = [reader.images[i] for i in reader.images if i in ids]
+        _write_json_atomic(path, dict(base, images=images, annotations=sel))
+        return [reader.images[a["image_id"]]["file_name"] for a in sel]
+
+    train_json, val_json = data_dir / "train.json", data_dir / "val.json"
+    train_files = write(set(train_names), train_json)
+    val_files = write(val_set, val_json)
+    return {"source": os.path.abspath(source), "json": os.path.abspath(json_path),
+            "train_json": os.path.abspath(train_json), "val_json": os.path.abspath(val_json),
+            "train": train_files, "val": val_files, "train_names": train_names, "val_names": val_names,
+            "image_dir": os.path.abspath(reader.image_dir)}
+
+
+def _source_spec(path: str, weight: float) -> str:
+    """`coco:PATH:WEIGHT` for the trainer, which splits specs on ':' (so PATH may not contain one)."""
+    p = path
+    if ":" in p:
+        try:
+            p = os.path.relpath(p)
+        except ValueError:
+            pass
+    if ":" in p:
+        raise FinetuneError(f"{path}: the output path may not contain ':' (the trainer's data source syntax "
+                            "uses it); choose another --out")
+    return f"coco:{p}:{weight:g}"
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def click_methods(base: PathLike | None, new: PathLike | None, grabcut: bool = False,
+                  device: str | None = None) -> list:
+    """train.evaluate method objects named "before" (base weights), "after" (new weights), "grabcut"."""
+    from . import evaluate as ev
+
+    methods = []
+    for name, path in (("before", base), ("after", new)):
+        if path is None:
+            continue
+        seg, _ = ev.load_segmenter(os.fspath(path), False, device=device)
+        m = ev.NetMethod(seg)
+        m.name = name
+        methods.append(m)
+    if grabcut:
+        methods.append(ev.GrabCutMethod())
+    return methods
+
+
+def evaluate_methods(methods: list, reader, fully_labelled: bool = True, *, indices: Sequence[int] | None = None,
+                     max_segments_per_image: int = 10, max_clicks: int = 20, stop_file: PathLike | None = None,
+                     progress: Callable[[float], None] | None = None) -> dict | None:
+    """The standard click protocol (train.evaluate.eval_clicks / summarize) for each method on the reader's
+    images: {"methods": {name: {noc85, noc90, iou_at_1, ...}}, "n_images", "n_objects", "skipped",
+    "per_image"}. Returns None if `stop_file` appears (checked between images)."""
+    import numpy as np
+
+    from . import evaluate as ev
+    from .sample import DataError
+
+    args = argparse.Namespace(max_segments_per_image=max_segments_per_image, max_clicks=max_clicks)
+    indices = list(range(len(reader))) if indices is None else list(indices)
+    rng = np.random.default_rng(0)
+    per_image, skipped = [], []
+    t0 = time.perf_counter()
+    for k, i in enumerate(indices):
+        if stop_file is not None and os.path.exists(stop_file):
+            return None
+        try:
+            sample = reader[i]
+        except DataError as e:
+            skipped.append({"index": i, "error": str(e)})
+            continue
+        rec = {"name": sample.name}
+        rec.update(ev.eval_clicks(sample, fully_labelled, methods, rng, args))
+        per_image.append(rec)
+        if progress is not None:
+            progress((k + 1) / len(indices))
+    names = [m.name for m in methods]
+    return {"methods": ev.summarize("clicks", per_image, names, max_clicks), "n_images": len(per_image),
+            "n_objects": sum(len(im["objects"]) for im in per_image), "skipped": skipped,
+            "settings": {"max_clicks": max_clicks, "max_segments_per_image": max_segments_per_image},
+            "seconds": time.perf_counter() - t0, "per_image": per_image}
+
+
+def metrics_table(result: dict, title: str = "held-out images") -> str:
+    """train.evaluate's click-protocol table for an evaluate_methods() result."""
+    from . import evaluate as ev
+
+    table = ev.format_table({"mode": "clicks", "data": {"spec": title}, "n_images": result["n_images"],
+                             "n_objects": result["n_objects"], "skipped": result["skipped"],
+                             "weights": {"name": "before = base, after = fine-tuned"},
+                             "methods": result["methods"], "ratio": {}, "peer_note": None,
+                             "settings": {"max_clicks": result["settings"]["max_clicks"], "peer": None}})
+    return table
+
+
+# ----------------------------------------------------------------------------------------------- the run
+def _check_out_dir(out: Path, base: Path) -> None:
+    bundled = _bundled_weights()
+    res = bundled.parent.resolve()
+    out_r = out.resolve()
+    if out_r == res or res in out_r.parents:
+        raise FinetuneError(f"--out {out} is inside {res}: the bundled weights folder is never written by "
+                            "fine-tuning; choose another folder")
+    target = out / "weights.safetensors"
+    for protected in (bundled, base):
+        if target.exists() and protected.exists() and os.path.samefile(target, protected):
+            raise FinetuneError(f"{target} is the same file as {protected}; fine-tuning would overwrite it")
+    if out_r == base.resolve().parent and base.name == "weights.safetensors":
+        raise FinetuneError(f"--out {out} holds the base weights {base}; choose another folder")
+
+
+def finetune(source: PathLike, out_dir: PathLike | None = None, base_weights: PathLike | None = None,
+             steps: int = DEFAULT_STEPS, val_fraction: float = 0.2, crop: int = 256, batch_size: int = 4,
+             lr: float = 1e-4, threads: int = 0, workers: int = 1, seed: int = 0, grabcut: bool = False,
+             eval_max_objects: int | None = 10, eval_max_clicks: int = 20, log_every: int | None = None,
+             val_every: int | None = None, val_examples: int = 32, evaluate: bool = True,
+             command: Sequence[str] | None = None, echo: bool = False) -> dict:
+    """Fine-tune `base_weights` (default: the bundled ones) on `source` (a project folder or COCO panoptic
+    JSON) into `out_dir` (default PROJECT/finetune/<timestamp>/); returns the report (also OUT/report.json).
+    Cancel by creating OUT/STOP. Raises FinetuneError for unusable input (also recorded in progress.jsonl)."""
+    t_start = time.time()
+    source = Path(source)
+    if not source.exists():
+        raise FinetuneError(f"{source}: no such project folder or COCO panoptic JSON")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(source)
+    _check_out_dir(out, Path(base_weights) if base_weights is not None else _bundled_weights())
+    out.mkdir(parents=True, exist_ok=True)
+    progress = ProgressWriter(out / PROGRESS_NAME, echo=_echo if echo else None)
+    try:
+        return _finetune(source, out, progress, t_start, base_weights, steps, val_fraction, crop, batch_size, lr,
+                         threads, workers, seed, grabcut, eval_max_objects, eval_max_clicks, log_every,
+                         val_every, val_examples, evaluate, command)
+    except Exception as e:
+        progress.write({"done": True, "error": f"{type(e).__name__}: {e}" if not isinstance(e, FinetuneError)
+                        else str(e)})
+        raise
+
+
+def _echo(record: dict) -> None:
+    if record.get("phase") == "train":
+        return  # tqdm already shows training on stderr
+    if "done" in record:
+        return
+    print(json.dumps(record), file=sys.stderr, flush=True)
+
+
+def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float, base_weights, steps: int,
+              val_fraction: float, crop: int, batch_size: int, lr: float, threads: int, workers: int, seed: int,
+              grabcut: bool, eval_max_objects, eval_max_clicks: int, log_every, val_every, val_examples: int,
+              evaluate: bool, command) -> dict:
+    import torch
+
+    from model.weights import load_weights, WeightsError
+    from .trainer import TrainConfig, train
+
+    if steps < 1:
+        raise FinetuneError(f"--steps must be at least 1, got {steps}")
+    if crop % 32:
+        raise FinetuneError(f"--crop must be a multiple of 32, got {crop}")
+    if not 0 < val_fraction < 1:
+        raise FinetuneError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    base = Path(base_weights) if base_weights is not None else _bundled_weights()
+    if not base.is_file():
+        raise FinetuneError(f"base weights {base} not found" + (
+            " (no trained weights are bundled yet: pass --base WEIGHTS)" if base_weights is None else ""))
+    try:
+        load_weights(base)  # fail now, not after the export, if the file does not fit the net
+    except WeightsError as e:
+        raise FinetuneError(str(e)) from e
+    _check_out_dir(out, base)
+    if threads:
+        torch.set_num_threads(threads)
+    stop_file = out / STOP_NAME
+    base_sha = sha256_file(base)
+
+    progress.write({"phase": "data", "source": os.path.abspath(source)})
+    data = prepare_data(source, out / "data", val_fraction)
+    progress.write({"phase": "data", "train_images": len(data["train"]), "val_images": len(data["val"])})
+
+    frac = _trainer_fraction(data["train_names"], data["val_names"])
+    sources = [_source_spec(data["train_json"], 1.0)]
+    if frac > 0:
+        # Weight 0: never sampled for training; listed only so the trainer's validation IoU is measured on
+        # the held-out images (the trainer's own hash split puts all of them on its validation side).
+        sources.append(_source_spec(data["val_json"], 0.0))
+    log_every = log_every or max(1, min(10, steps // 50))
+    val_every = val_every or max(1, min(200, steps // 5))
+    cfg = TrainConfig(sources=sources, out=os.fspath(out), steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+                      warmup=min(100, max(1, steps // 10)), val_every=val_every, val_examples=val_examples,
+                      ckpt_every=max(1, min(100, steps // 5)), log_every=log_every, workers=workers, seed=seed,
+                      init_weights=os.fspath(base), threads=threads, val_fraction=frac)
+    progress.write({"phase": "train", "step": 0, "steps": steps})
+    tail = _LogTail(out / "log.csv", steps, progress)
+    tail.start()
+    t_train = time.time()
+    try:
+        summary = train(cfg, stop_file=os.fspath(stop_file))
+    finally:
+        tail.finish()
+    train_s = time.time() - t_train
+    weights = out / "weights.safetensors"
+    stopped = bool(summary.get("stopped"))
+
+    evaluation = None
+    if evaluate and not stopped:
+        from .coco_panoptic import CocoPanopticReader
+
+        progress.write({"phase": "evaluate", "done_fraction": 0.0})
+        methods = click_methods(base, weights, grabcut)
+        evaluation = evaluate_methods(
+            methods, CocoPanopticReader(data["val_json"]), True, max_segments_per_image=eval_max_objects,
+            max_clicks=eval_max_clicks, stop_file=stop_file,
+            progress=lambda f: progress.write({"phase": "evaluate", "done_fraction": f}))
+        if evaluation is None:
+            stopped = True
+        else:
+            _write_json_atomic(out / "evaluation.json", _clean(evaluation))
+    metrics = evaluation["methods"] if evaluation else {}
+    wall_s = time.time() - t_start
+
+    report = {
+        "out": os.path.abspath(out),
+        "weights": os.path.abspath(weights),
+        "base_weights": os.path.abspath(base),
+        "stopped": stopped,
+        "steps": steps,
+        "steps_done": int(summary.get("steps", 0)),
+        "train_val_iou": summary.get("val_iou"),
+        "train_images": data["train"],
+        "val_images": data["val"],
+        "before": metrics.get("before"),
+        "after": metrics.get("after"),
+        "grabcut": metrics.get("grabcut"),
+        "eval_objects": evaluation["n_objects"] if evaluation else 0,
+        "eval_settings": evaluation["settings"] if evaluation else None,
+        "train_s": train_s,
+        "wall_s": wall_s,
+    }
+    report = _clean(report)
+    _write_json_atomic(out / "report.json", report)
+    provenance = {
+        "weights": os.path.abspath(weights),
+        "weights_sha256": sha256_file(weights) if weights.is_file() else None,
+        "base_weights": os.path.abspath(base),
+        "base_weights_sha256": base_sha,
+        "data": {"source": data["source"], "json": data["json"], "train_json": data["train_json"],
+                 "val_json": data["val_json"], "image_dir": data["image_dir"], "train_images": data["train"],
+                 "val_images": data["val"]},
+        "steps": steps,
+        "steps_done": report["steps_done"],
+        "stopped": stopped,
+        "train_config": json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None,
+        "wall_s": wall_s,
+        "train_s": train_s,
+        "metrics": {"before": report["before"], "after": report["after"], "grabcut": report["grabcut"]},
+        "command": list(command) if command is not None else None,
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__},
+    }
+    _write_json_atomic(out / "provenance.json", _clean(provenance))
+    progress.write({"done": True, "stopped": stopped, "report": report})
+    return report
+
+
+# ----------------------------------------------------------------------------------------------- table, CLI
+def format_table(report: dict) -> str:
+    """The before/after table of a report as text."""
+    rows = [("before (base)", report.get("before")), ("after (fine-tuned)", report.get("after")),
+            ("GrabCut (reference)", report.get("grabcut"))]
+    lines = [f"held-out images: {len(report.get('val_images') or [])}, objects: {report.get('eval_objects', 0)}, "
+             f"training images: {len(report.get('train_images') or [])}, "
+             f"steps: {report.get('steps_done')}/{report.get('steps')}"
+             + (" (stopped: no measurement)" if report.get("stopped") else ""),
+             f"{'method':<22}{'NoC@90':>8}{'NoC@85':>8}{'IoU@1':>8}{'fails@90':>10}"]
+    for name, m in rows:
+        if m:
+            lines.append(f"{name:<22}{_fmt(m.get('noc90'), 2):>8}{_fmt(m.get('noc85'), 2):>8}"
+                         f"{_fmt(m.get('iou_at_1'), 3):>8}{_fmt(m.get('fails_at_90'), 0):>10}")
+    return "\n".join(lines)
+
+
+def _fmt(v, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train finetune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="annotator project folder (or its project.json), or a COCO panoptic JSON")
+    p.add_argument("--out", help="output folder (default PROJECT/finetune/<timestamp>/)")
+    p.add_argument("--base", help="weights to start from (default: the bundled resources/pointer_seg.safetensors)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of labelled images held out (>= 1)")
+    p.add_argument("--crop", type=int, default=256, help="training crop side, a multiple of 32")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grabcut", action="store_true", help="also measure GrabCut on the held-out images")
+    p.add_argument("--eval-max-objects", type=int, default=10,
+                   help="objects measured per held-out image: the largest ones of at least 1%% of the image "
+                        "(0 = all of those)")
+    p.add_argument("--eval-max-clicks", type=int, default=20)
+    p.add_argument("--no-eval", action="store_true", help="skip the before/after measurement")
+    return p
+
+
+def build_command(project_or_json: PathLike, out_dir: PathLike, **options: Any) -> list[str]:
+    """argv to run fine-tuning as a separate process (subprocess.Popen(cmd)); options are finetune()'s
+    command-line options by keyword: base, steps, val_fraction, crop, batch_size, lr, threads, workers, seed,
+    grabcut, eval_max_objects, eval_max_clicks, no_eval. Progress: OUT/progress.jsonl; cancel: OUT/STOP."""
+    known = {a.dest: a for a in build_parser()._actions if a.option_strings}
+    cmd = [sys.executable, "-m", "train", "finetune", os.fspath(project_or_json), "--out", os.fspath(out_dir)]
+    for key, value in options.items():
+        action = known.get(key)
+        if action is None or key in ("help", "out"):
+            raise TypeError(f"build_command: unknown option {key!r}")
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            if value:
+                cmd.append(flag)
+        elif value is not None:
+            cmd += [flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from annotator.document import ProjectError
+    from model.weights import WeightsError
+    from .sample import DataError
+
+    a = build_parser().parse_args(argv)
+    command = [sys.executable, "-m", "train", "finetune", *argv]
+    try:
+        report = finetune(a.source, a.out, base_weights=a.base, steps=a.steps, val_fraction=a.val_fraction,
+                          crop=a.crop, batch_size=a.batch_size, lr=a.lr, threads=a.threads, workers=a.workers,
+                          seed=a.seed, grabcut=a.grabcut, eval_max_objects=a.eval_max_objects or None,
+                          eval_max_clicks=a.eval_max_clicks, evaluate=not a.no_eval, command=command,
+                          echo=True)
+    except (FinetuneError, DataError, ProjectError, WeightsError) as e:
+        print(f"finetune: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    print(f"weights: {report['weights']}\nreport: {Path(report['out']) / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
