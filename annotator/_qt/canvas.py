@@ -1,0 +1,255 @@
+"""Image canvas: pyqtgraph ViewBox with the image, the label overlay, the current proposal and tool previews.
+
+The canvas only draws what it is given and reports mouse actions as signals in image pixel coordinates;
+the main window decides what they mean.
+"""
+from __future__ import annotations
+
+import functools
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
+from PyQt5.QtGui import QColor, QPen
+from PyQt5.QtWidgets import QGraphicsRectItem
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+TOOLS = ("click", "brush", "erase", "roi")
+PROPOSAL_FILL = (0, 255, 255)
+PROPOSAL_EDGE = (255, 255, 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _hatch(h: int, w: int, period: int = 8) -> np.ndarray:
+    """Diagonal stripe pattern: drawn over unlabelled pixels so the remaining work shows at a glance."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((xx + yy) % period) < 2
+
+
+def label_edges(labels: np.ndarray) -> np.ndarray:
+    """HxW bool: labelled pixels whose right / lower / left / upper neighbour has another label (1 px outline)."""
+    e = np.zeros(labels.shape, bool)
+    dx = labels[:, 1:] != labels[:, :-1]
+    dy = labels[1:, :] != labels[:-1, :]
+    e[:, :-1] |= dx
+    e[:, 1:] |= dx
+    e[:-1, :] |= dy
+    e[1:, :] |= dy
+    return e & (labels > 0)
+
+
+def outline_contours(mask: np.ndarray) -> list:
+    """Outer and hole contours of a boolean mask (OpenCV)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return list(contours)
+
+
+def compose_overlay(
+    labels: np.ndarray,
+    colors: Dict[int, Tuple[int, int, int]],
+    opacity: float,
+    show_unlabelled: bool = True,
+    outlines: bool = True,
+    selected: Sequence[int] = (),
+) -> np.ndarray:
+    """RGBA overlay for a label map: category-coloured fill, outlines, hatch on unlabelled pixels."""
+    h, w = labels.shape
+    n = int(labels.max()) + 1 if labels.size else 1
+    lut = np.zeros((max(n, 1), 4), np.uint8)
+    alpha = int(round(np.clip(opacity, 0.0, 1.0) * 255))
+    for sid, col in colors.items():
+        if 0 < sid < n:
+            lut[sid, :3] = col
+            lut[sid, 3] = alpha
+    rgba = lut[labels]
+    if show_unlabelled:
+        un = labels == 0
+        stripe = un & _hatch(h, w)
+        rgba[stripe] = (255, 255, 255, 80)
+        rgba[un & ~stripe] = (0, 0, 0, 30)
+    if outlines:
+        # All outlines at once from label changes (O(pixels), no per-segment pass) ...
+        edge = label_edges(labels)
+        full = lut.copy()
+        full[1:, 3] = np.where(full[1:, :3].any(axis=1) | (full[1:, 3] > 0), 255, 0)
+        rgba[edge] = full[labels[edge]]
+    for sid in selected:
+        # ... and the selected segments traced with OpenCV contours, thick and white.
+        if 0 < sid < n:
+            cs = outline_contours(labels == sid)
+            cv2.drawContours(rgba, cs, -1, (255, 255, 255, 255), 2)
+    return np.ascontiguousarray(rgba)
+
+
+def compose_proposal(mask: np.ndarray, fill=PROPOSAL_FILL, edge=PROPOSAL_EDGE, alpha: int = 120) -> np.ndarray:
+    rgba = np.zeros(mask.shape + (4,), np.uint8)
+    rgba[mask] = (*fill, alpha)
+    cv2.drawContours(rgba, outline_contours(mask), -1, (*edge, 255), 2)
+    return rgba
+
+
+class CanvasViewBox(pg.ViewBox):
+    """ViewBox that turns clicks / drags into image-space signals depending on the active tool."""
+
+    clicked = pyqtSignal(int, int, bool, bool)  # x, y, positive, ctrl held (selection)
+    stroke = pyqtSignal(int, int, bool)  # x, y, finished (brush / eraser drags)
+    roi_drawn = pyqtSignal(int, int, int, int)  # x0, y0, x1, y1 (exclusive)
+
+    def __init__(self) -> None:
+        super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+        self.tool = "click"
+        self._roi_start: Optional[QPointF] = None
+        self.roi_preview = QGraphicsRectItem()
+        pen = QPen(QColor(255, 200, 0))
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        pen.setStyle(Qt.DashLine)
+        self.roi_preview.setPen(pen)
+        self.roi_preview.setZValue(50)
+        self.roi_preview.hide()
+        self.addItem(self.roi_preview, ignoreBounds=True)
+
+    def _pix(self, ev) -> Tuple[int, int]:
+        p = self.mapSceneToView(ev.scenePos())
+        return int(np.floor(p.x())), int(np.floor(p.y()))
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
+        if ev.button() not in (Qt.LeftButton, Qt.RightButton):
+            return super().mouseClickEvent(ev)
+        ev.accept()
+        x, y = self._pix(ev)
+        if self.tool in ("brush", "erase"):
+            if ev.button() == Qt.LeftButton:
+                self.stroke.emit(x, y, True)
+            return
+        negative = ev.button() == Qt.RightButton or bool(ev.modifiers() & Qt.ShiftModifier)
+        self.clicked.emit(x, y, not negative, bool(ev.modifiers() & Qt.ControlModifier))
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
+        if ev.button() == Qt.LeftButton and self.tool in ("brush", "erase"):
+            ev.accept()
+            if ev.isStart():  # the drag starts where the button went down, not past the drag threshold
+                d = self.mapSceneToView(ev.buttonDownScenePos())
+                self.stroke.emit(int(np.floor(d.x())), int(np.floor(d.y())), False)
+            x, y = self._pix(ev)
+            self.stroke.emit(x, y, bool(ev.isFinish()))
+            return
+        if ev.button() == Qt.LeftButton and self.tool == "roi":
+            ev.accept()
+            a = self.mapSceneToView(ev.buttonDownScenePos())
+            b = self.mapSceneToView(ev.scenePos())
+            rect = QRectF(a, b).normalized()
+            self.roi_preview.setRect(rect)
+            self.roi_preview.show()
+            if ev.isFinish():
+                self.roi_preview.hide()
+                self.roi_drawn.emit(
+                    int(np.floor(rect.left())), int(np.floor(rect.top())),
+                    int(np.ceil(rect.right())), int(np.ceil(rect.bottom())),
+                )
+            return
+        super().mouseDragEvent(ev, axis)  # pan (left) / zoom (right)
+
+
+class Canvas(pg.GraphicsLayoutWidget):
+    """The image view. Wheel zooms, drag pans (in the click tool), ``fit()`` shows the whole image."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setBackground(QColor(40, 40, 40))
+        self.view = CanvasViewBox()
+        self.addItem(self.view)
+        self.image_item = pg.ImageItem()
+        self.overlay_item = pg.ImageItem()
+        self.proposal_item = pg.ImageItem()
+        self.stroke_item = pg.ImageItem()
+        self.roi_item = QGraphicsRectItem()
+        pen = QPen(QColor(255, 140, 0))
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        self.roi_item.setPen(pen)
+        self.roi_item.hide()
+        self.clicks_item = pg.ScatterPlotItem(size=11, pxMode=True)
+        for z, item in enumerate(
+            (self.image_item, self.overlay_item, self.proposal_item, self.stroke_item, self.roi_item, self.clicks_item)
+        ):
+            item.setZValue(z)
+            self.view.addItem(item)
+        self.shape: Optional[Tuple[int, int]] = None
+        self.proposal_visible = False
+
+    # --- content ---------------------------------------------------------------------------------------
+    def set_image(self, rgb: Optional[np.ndarray]) -> None:
+        if rgb is None:
+            self.image_item.clear()
+            self.overlay_item.clear()
+            self.shape = None
+            self.set_proposal(None)
+            return
+        self.shape = rgb.shape[:2]
+        self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.fit()
+
+    def set_overlay(self, rgba: Optional[np.ndarray]) -> None:
+        if rgba is None:
+            self.overlay_item.clear()
+        else:
+            self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def set_proposal(self, rgba: Optional[np.ndarray], clicks: Sequence[Tuple[int, int, bool]] = ()) -> None:
+        self.proposal_visible = rgba is not None
+        if rgba is None:
+            self.proposal_item.clear()
+        else:
+            self.proposal_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.set_clicks(clicks)
+
+    def set_clicks(self, clicks: Sequence[Tuple[int, int, bool]]) -> None:
+        """Click markers: green dots positive, red crosses negative."""
+        spots = [
+            {
+                "pos": (x + 0.5, y + 0.5),
+                "brush": pg.mkBrush(40, 220, 40) if pos else pg.mkBrush(230, 40, 40),
+                "pen": pg.mkPen("w", width=1.5),
+                "symbol": "o" if pos else "x",
+            }
+            for x, y, pos in clicks
+        ]
+        self.clicks_item.setData(spots)
+
+    def set_stroke(self, rgba: Optional[np.ndarray]) -> None:
+        if rgba is None:
+            self.stroke_item.clear()
+        else:
+            self.stroke_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def set_roi_rect(self, rect: Optional[Tuple[int, int, int, int]]) -> None:
+        if rect is None:
+            self.roi_item.hide()
+        else:
+            x0, y0, x1, y1 = rect
+            self.roi_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            self.roi_item.show()
+
+    # --- view ------------------------------------------------------------------------------------------
+    def fit(self) -> None:
+        if self.shape is not None:
+            h, w = self.shape
+            self.view.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def zoom(self, factor: float) -> None:
+        self.view.scaleBy((1.0 / factor, 1.0 / factor))
+
+    def set_tool(self, tool: str) -> None:
+        assert tool in TOOLS, tool
+        self.view.tool = tool
+        self.view.setMouseEnabled(x=True, y=True)
+
+    def image_to_widget(self, x: float, y: float) -> QPoint:
+        """Widget (viewport) position of image pixel (x, y)'s centre; used by tests and scripted demos."""
+        scene = self.view.mapViewToScene(QPointF(x + 0.5, y + 0.5))
+        return self.mapFromScene(scene)

@@ -1,0 +1,1047 @@
+"""The main window: wires the canvas, the panels and the worker to the document model.
+
+Accepted work lives in :class:`annotator.document.Project` (undo, autosave); the window keeps only transient UI
+state: the current image, the proposal being built (its clicks and mask), queued auto-segment proposals, the
+selection and the active tool. Views refresh from the project's listener events.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QColor
+from PyQt5.QtWidgets import (
+    QAction,
+    QColorDialog,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.document import PROJECT_FILE, Project, ProjectError, read_image_rgb
+
+from .canvas import Canvas, compose_overlay, compose_proposal
+from .panels import CategoryPanel, ImageListPanel, ToolPanel
+from .shortcuts import ShortcutsOverlay
+from .worker import WorkerThread
+
+BULK_FILL = (255, 120, 255)
+
+
+class MainWindow(QMainWindow):
+    """Click-to-segment annotator window."""
+
+    proposal_changed = pyqtSignal()  # a proposal appeared, changed or went away (tests / scripting)
+    bulk_finished = pyqtSignal(bool)  # auto-segment finished; True if cancelled
+
+    def __init__(
+        self,
+        project: Optional[Project] = None,
+        segmenter: Any = None,
+        segmenter_factory: Optional[Callable[[], Any]] = None,
+        confirm_dialogs: bool = True,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("Pointer annotator")
+        self.resize(1280, 800)
+        self.confirm_dialogs = confirm_dialogs  # False in tests/scripts: no blocking dialogs
+        self.project: Optional[Project] = None
+        self.index = -1
+        self.image: Optional[np.ndarray] = None
+        self.category_id: Optional[int] = None
+        # proposal being built
+        self.clicks: List[Tuple[int, int, bool]] = []
+        self.proposal: Optional[np.ndarray] = None
+        self.proposal_score = 0.0
+        self.proposal_from_bulk = False
+        self.pending: Optional[int] = None  # request id of the prediction we wait for
+        self.bulk: Dict[int, List[np.ndarray]] = {}  # image index -> queued auto-segment proposals
+        self._bulk_jobs: List[int] = []
+        self._bulk_req: Optional[int] = None
+        self._bulk_total = 0
+        self.selected: List[int] = []
+        self.tool = "click"
+        self.roi_mode = "unlabelled"
+        self.roi_rect: Optional[Tuple[int, int, int, int]] = None
+        self.opacity = 0.45
+        self.hatch = True
+        self.brush_radius = 8
+        self._stroke: Optional[np.ndarray] = None
+        self._stroke_last: Optional[Tuple[int, int]] = None
+        self.last_latency: Optional[float] = None
+        self.device = "loading…"
+        self.messages: List[str] = []  # every message shown to the user (also for tests)
+        self._dirty_overlay = False
+        self._dirty_list: set = set()
+        self._dirty_categories = False
+        self._jump_to: Optional[int] = None
+        self._progress: Optional[QProgressDialog] = None
+
+        # --- widgets
+        self.canvas = Canvas()
+        self.canvas.view.clicked.connect(self.on_canvas_click)
+        self.canvas.view.stroke.connect(self.on_stroke)
+        self.canvas.view.roi_drawn.connect(self.on_roi_drawn)
+        self.canvas.setFocusPolicy(Qt.StrongFocus)
+        self.categories_panel = CategoryPanel()
+        self.images_panel = ImageListPanel()
+        self.tools_panel = ToolPanel()
+        side = QWidget()
+        lay = QVBoxLayout(side)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.tools_panel)
+        lay.addWidget(self.categories_panel, 1)
+        lay.addWidget(self.images_panel, 2)
+        # Errors stay visible above the canvas until clicked away (status-bar messages expire).
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background:#7a1f1f; color:white; padding:6px;")
+        self.banner.setToolTip("Click to dismiss")
+        self.banner.mousePressEvent = lambda ev: self.banner.hide()
+        self.banner.hide()
+        self._banner_lines: List[str] = []
+        left = QWidget()
+        llay = QVBoxLayout(left)
+        llay.setContentsMargins(0, 0, 0, 0)
+        llay.setSpacing(0)
+        llay.addWidget(self.banner)
+        llay.addWidget(self.canvas, 1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(side)
+        split.setStretchFactor(0, 1)
+        split.setSizes([960, 320])
+        self.setCentralWidget(split)
+        self.overlay_help = ShortcutsOverlay(self)
+
+        self.categories_panel.picked.connect(self.set_category)
+        self.categories_panel.add_requested.connect(lambda: self.add_category())
+        self.categories_panel.rename_requested.connect(lambda cid: self.rename_category(cid))
+        self.categories_panel.recolor_requested.connect(lambda cid: self.recolor_category(cid))
+        self.images_panel.picked.connect(self.show_image)
+        tp = self.tools_panel
+        tp.accept.connect(self.accept_proposal)
+        tp.reject.connect(self.reject_proposal)
+        tp.accept_all.connect(self.accept_all)
+        tp.tool_changed.connect(self.set_tool)
+        tp.roi_mode_changed.connect(self.set_roi_mode)
+        tp.opacity_changed.connect(self.set_opacity)
+        tp.hatch_changed.connect(self.set_hatch)
+        tp.merge.connect(self.merge_selected)
+        tp.delete.connect(self.delete_selected)
+        tp.brush_size_changed.connect(lambda r: setattr(self, "brush_radius", int(r)))
+
+        # --- status bar
+        self.status_device = QLabel()
+        self.status_latency = QLabel("last prediction: –")
+        self.statusBar().addPermanentWidget(self.status_latency)
+        self.statusBar().addPermanentWidget(self.status_device)
+        self._set_device_text()
+
+        self._build_menus()
+
+        # --- worker (model loads lazily in its thread)
+        self.worker = WorkerThread(segmenter, segmenter_factory, parent=self)
+        w = self.worker.worker
+        w.predicted.connect(self._on_predicted)
+        w.segmented.connect(self._on_segmented)
+        w.progress.connect(self._on_progress)
+        w.failed.connect(self._on_failed)
+        w.model_ready.connect(self._on_model_ready)
+        w.model_error.connect(self._on_model_error)
+        self.worker.load()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.timeout.connect(self._flush_refresh)
+
+        if project is not None:
+            self.set_project(project)
+        self._update_tool_panel()
+
+    # ================================================================================ menus
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+
+        def act(menu, text, slot, hint: str = "") -> QAction:
+            # Shortcut hints only: keys are dispatched in keyPressEvent so single letters work on the canvas.
+            a = QAction(text + (f"\t{hint}" if hint else ""), self)
+            a.triggered.connect(lambda _=False: slot())
+            menu.addAction(a)
+            return a
+
+        f = mb.addMenu("&File")
+        act(f, "Open image…", self.open_image_dialog)
+        act(f, "Open folder…", self.open_folder_dialog)
+        act(f, "Open project…", self.open_project_dialog)
+        act(f, "Save", self.save, "Ctrl+S")
+        f.addSeparator()
+        act(f, "Quit", self.close, "Ctrl+Q")
+        e = mb.addMenu("&Edit")
+        act(e, "Undo", self.undo, "Ctrl+Z")
+        act(e, "Redo", self.redo, "Ctrl+Shift+Z")
+        e.addSeparator()
+        act(e, "Accept proposal", self.accept_proposal, "Enter")
+        act(e, "Reject proposal", self.reject_proposal, "Esc")
+        act(e, "Accept all remaining", self.accept_all, "Shift+Enter")
+        act(e, "Merge selected segments", self.merge_selected, "M")
+        act(e, "Delete selected segments", self.delete_selected, "Del")
+        s = mb.addMenu("&Segment")
+        act(s, "Auto-segment image", self.auto_segment, "Ctrl+Shift+A")
+        act(s, "Auto-segment all images", self.auto_segment_all)
+        s.addSeparator()
+        act(s, "Add category…", self.add_category)
+        v = mb.addMenu("&View")
+        act(v, "Fit to window", self.canvas.fit, "F")
+        act(v, "Zoom in", lambda: self.canvas.zoom(1.25), "+")
+        act(v, "Zoom out", lambda: self.canvas.zoom(0.8), "-")
+        act(v, "Next image", self.next_image, "D")
+        act(v, "Previous image", self.prev_image, "PgUp")
+        x = mb.addMenu("E&xport")
+        act(x, "COCO panoptic…", self.export_panoptic)
+        act(x, "COCO instances…", self.export_instances)
+        x.addSeparator()
+        act(x, "Import COCO panoptic…", self.import_panoptic)
+        h = mb.addMenu("&Help")
+        act(h, "Keyboard shortcuts", self.overlay_help.toggle, "?")
+
+    # ================================================================================ messages
+    def notify(self, text: str, error: bool = False, title: str = "Annotator") -> None:
+        """Status bar + (non-blocking) message box; every message is kept in ``self.messages``."""
+        self.messages.append(text)
+        self.statusBar().showMessage(text.splitlines()[0] if text else "", 15000)
+        if error:
+            if not self.banner.isVisible():
+                self._banner_lines = []
+            self._banner_lines = (self._banner_lines + [text.replace("\n", " ")])[-4:]
+            self.banner.setText("\n".join(self._banner_lines))
+            self.banner.show()
+        if self.confirm_dialogs:
+            box = QMessageBox(QMessageBox.Warning if error else QMessageBox.Information, title, text,
+                              QMessageBox.Ok, self)
+            box.setAttribute(Qt.WA_DeleteOnClose)
+            box.open()  # non-blocking: the annotator stays usable
+
+    def status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _set_device_text(self) -> None:
+        self.status_device.setText(f"device: {self.device}")
+
+    def _on_model_ready(self, device: str) -> None:
+        self.device = device
+        self._set_device_text()
+
+    def _on_model_error(self, msg: str) -> None:
+        self.device = "no model (manual editing only)"
+        self._set_device_text()
+        self.notify(msg + "\nManual editing (brush, categories, export) still works.", error=True)
+
+    def _on_failed(self, req_id: int, msg: str) -> None:
+        if req_id == self.pending:
+            self.pending = None
+            if self.clicks:
+                self.clicks.pop()  # that click got no answer
+            if self.proposal is None:
+                self.clicks = []
+            self._show_proposal()
+        if req_id == self._bulk_req:
+            self._finish_bulk(cancelled=True)
+        self.status(msg)
+
+    # ================================================================================ project / images
+    def set_project(self, project: Project) -> None:
+        if self.project is not None:
+            self.project.remove_listener(self._on_doc_event)
+        self.project = project
+        self.bulk.clear()
+        self.selected = []
+        project.add_listener(self._on_doc_event)
+        self.setWindowTitle(f"Pointer annotator – {project.project_dir}")
+        cats = project.categories
+        self.category_id = cats[0].id if cats else None
+        self._refresh_categories()
+        self._refresh_image_list()
+        for msg in list(getattr(project, "skipped", [])) + list(getattr(project, "warnings", [])):
+            self.notify(msg, error=True)
+        self.index = -1
+        if project.images:
+            self.show_image(0)
+        else:
+            self.canvas.set_image(None)
+            self.notify("The project has no readable images.", error=True)
+
+    def open_path(self, path: str, project_dir: Optional[str] = None) -> bool:
+        """Open an image, a folder of images or a project folder / project.json. Returns success."""
+        try:
+            project = open_project_for(path, project_dir)
+        except (ProjectError, OSError, ValueError) as exc:
+            self.notify(f"Cannot open {path}:\n{exc}", error=True)
+            return False
+        self.set_project(project)
+        return True
+
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)")
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open folder of images")
+        if path:
+            self.open_path(path)
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", "", f"Project ({PROJECT_FILE})")
+        if path:
+            self.open_path(path)
+
+    def save(self) -> None:
+        if self.project is not None:
+            try:
+                self.project.save()
+                self.status("Saved.")
+            except OSError as exc:
+                self.notify(f"Saving failed: {exc}", error=True)
+
+    @property
+    def entry(self):
+        return self.project.images[self.index] if self.project and 0 <= self.index < len(self.project.images) else None
+
+    def show_image(self, index: int) -> None:
+        if self.project is None or not 0 <= index < len(self.project.images):
+            return
+        if index == self.index and self.image is not None:
+            return
+        self._clear_proposal(cancel=True)
+        self.selected = []
+        self.roi_rect = None
+        self.canvas.set_roi_rect(None)
+        self.index = index
+        self.images_panel.set_current(index)
+        entry = self.project.images[index]
+        try:
+            self.image = entry.read_image()
+        except (ProjectError, OSError) as exc:
+            self.image = None
+            self.canvas.set_image(None)
+            self.notify(str(exc), error=True)
+            return
+        self.canvas.set_image(self.image)
+        self._refresh_overlay()
+        if self.bulk.get(index):
+            self._next_bulk_proposal()
+        self.status(f"{entry.name}  ({index + 1}/{len(self.project.images)})")
+
+    def next_image(self) -> None:
+        if self.project and self.index + 1 < len(self.project.images):
+            self.show_image(self.index + 1)
+
+    def prev_image(self) -> None:
+        if self.project and self.index > 0:
+            self.show_image(self.index - 1)
+
+    # ================================================================================ document events
+    def _on_doc_event(self, event: str, image_index: int) -> None:
+        # Coalesce bursts (accept all, undo chains) into one redraw on the next event-loop turn.
+        if image_index < 0 or "categor" in event:
+            self._dirty_categories = True
+            self._dirty_overlay = True
+        if image_index == self.index:
+            self._dirty_overlay = True
+        if image_index >= 0:
+            self._dirty_list.add(image_index)
+            if event in ("undo", "redo") and image_index != self.index:
+                self._jump_to = image_index  # show the image the undone edit was on
+        self._refresh_timer.start(0)
+
+    def _flush_refresh(self) -> None:
+        if self.project is None:
+            return
+        if self._jump_to is not None:
+            jump, self._jump_to = self._jump_to, None
+            self.show_image(jump)
+        if self._dirty_categories:
+            self._dirty_categories = False
+            if self.category_id not in {c.id for c in self.project.categories}:
+                self.category_id = self.project.categories[0].id if self.project.categories else None
+            self._refresh_categories()
+        if self._dirty_overlay:
+            self._dirty_overlay = False
+            entry = self.entry
+            if entry is not None:
+                self.selected = [s for s in self.selected if s in entry.segments]
+            self._refresh_overlay()
+        fr = [e.labelled_fraction() for e in self.project.images]
+        for i in sorted(self._dirty_list):
+            if 0 <= i < len(self.project.images):
+                self.images_panel.update_image(i, self.project.images[i].name, fr[i], fr)
+        self._dirty_list.clear()
+        self._update_tool_panel()
+
+    def _refresh_categories(self) -> None:
+        self.categories_panel.set_categories(self.project.categories, self.category_id)
+
+    def _refresh_image_list(self) -> None:
+        imgs = self.project.images
+        self.images_panel.set_images([e.name for e in imgs], [e.labelled_fraction() for e in imgs], self.index)
+
+    def _refresh_overlay(self) -> None:
+        entry = self.entry
+        if entry is None or self.image is None:
+            self.canvas.set_overlay(None)
+            return
+        cat_color = {c.id: c.color for c in self.project.categories}
+        colors = {sid: cat_color.get(s.category_id, (200, 200, 200)) for sid, s in entry.segments.items()}
+        rgba = compose_overlay(np.asarray(entry.labels), colors, self.opacity, self.hatch, True, self.selected)
+        self.canvas.set_overlay(rgba)
+
+    # ================================================================================ categories
+    def set_category(self, category_id: int) -> None:
+        self.category_id = category_id
+        # Picking a category with segments selected (and no proposal) re-labels them.
+        if self.selected and self.proposal is None and self.entry is not None:
+            for sid in list(self.selected):
+                self._edit(self.project.set_segment_category, self.index, sid, category_id)
+        self._update_tool_panel()
+
+    def pick_category_row(self, row: int) -> None:
+        if self.project and 0 <= row < len(self.project.categories):
+            self.categories_panel.select_row(row)
+            self.set_category(self.project.categories[row].id)
+
+    def add_category(self, name: Optional[str] = None, color=None, isthing: bool = True) -> Optional[int]:
+        if self.project is None:
+            return None
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Add category", "Name:")
+            if not ok or not name.strip():
+                return None
+            kind, ok = QInputDialog.getItem(self, "Add category", "Kind:", ["thing (countable)", "stuff"], 0, False)
+            isthing = not ok or kind.startswith("thing")
+        cid = self._edit(self.project.add_category, name.strip(), color, isthing)
+        if cid is None:
+            return None
+        self.category_id = cid
+        self._refresh_categories()
+        return cid
+
+    def rename_category(self, category_id: int, name: Optional[str] = None) -> None:
+        if self.project is None:
+            return
+        if name is None:
+            old = self.project.category(category_id).name
+            name, ok = QInputDialog.getText(self, "Rename category", "Name:", text=old)
+            if not ok or not name.strip():
+                return
+        self._edit(self.project.rename_category, category_id, name.strip())
+
+    def recolor_category(self, category_id: int, color=None) -> None:
+        if self.project is None:
+            return
+        if color is None:
+            c = QColorDialog.getColor(QColor(*self.project.category(category_id).color), self, "Category colour")
+            if not c.isValid():
+                return
+            color = (c.red(), c.green(), c.blue())
+        self._edit(self.project.recolor_category, category_id, color)
+
+    def _ensure_category(self) -> Optional[int]:
+        if self.project is None:
+            return None
+        ids = {c.id for c in self.project.categories}
+        if self.category_id in ids:
+            return self.category_id
+        if self.project.categories:
+            self.category_id = self.project.categories[0].id
+        else:
+            self.category_id = self.project.add_category("object")
+        self._refresh_categories()
+        return self.category_id
+
+    # ================================================================================ ROI
+    def current_roi(self) -> Optional[np.ndarray]:
+        """Where the net may put the proposal: unlabelled pixels (default), whole image, or a drawn box."""
+        entry = self.entry
+        if self.roi_mode == "whole":
+            return None
+        roi = entry.unlabelled_mask().copy()
+        if self.roi_mode == "rect" and self.roi_rect is not None:
+            x0, y0, x1, y1 = self.roi_rect
+            box = np.zeros_like(roi)
+            box[y0:y1, x0:x1] = True
+            roi &= box
+        return roi
+
+    def set_roi_mode(self, mode: str) -> None:
+        self.roi_mode = mode
+        if mode == "rect" and self.roi_rect is None:
+            self.set_tool("roi")
+            self.status("Drag a box on the image to set the ROI.")
+        self.canvas.set_roi_rect(self.roi_rect if mode == "rect" else None)
+        i = self.tools_panel.roi_mode.findData(mode)
+        if i >= 0 and self.tools_panel.roi_mode.currentIndex() != i:
+            self.tools_panel.roi_mode.setCurrentIndex(i)
+
+    def on_roi_drawn(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        if self.image is None:
+            return
+        h, w = self.image.shape[:2]
+        x0, x1 = max(0, min(x0, w)), max(0, min(x1, w))
+        y0, y1 = max(0, min(y0, h)), max(0, min(y1, h))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        self.roi_rect = (x0, y0, x1, y1)
+        self.set_roi_mode("rect")
+        self.set_tool("click")
+
+    # ================================================================================ tools / display
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.canvas.set_tool(tool)
+        self.tools_panel.set_tool(tool)
+        self._stroke = None
+        self.canvas.set_stroke(None)
+
+    def set_opacity(self, value: float) -> None:
+        self.opacity = float(np.clip(value, 0.0, 1.0))
+        v = int(round(self.opacity * 100))
+        if self.tools_panel.opacity.value() != v:
+            self.tools_panel.opacity.setValue(v)
+        self._refresh_overlay()
+
+    def set_hatch(self, on: bool) -> None:
+        self.hatch = bool(on)
+        if self.tools_panel.hatch.isChecked() != self.hatch:
+            self.tools_panel.hatch.setChecked(self.hatch)
+        self._refresh_overlay()
+
+    def _update_tool_panel(self) -> None:
+        queued = len(self.bulk.get(self.index, []))
+        if self.proposal is not None:
+            src = "auto-segment proposal" if self.proposal_from_bulk and not self.clicks else "proposal"
+            text = (f"{src.capitalize()}: {int(self.proposal.sum())} px, score {self.proposal_score:.2f}. "
+                    "Enter/A accept, Esc/R reject; left/right click to refine.")
+            if queued:
+                text += f" {queued} more queued."
+        elif self.pending is not None:
+            text = "Predicting…"
+        elif self.selected:
+            text = f"Selected segment(s) {', '.join(map(str, self.selected))}: M merge, Del delete, 1-9 set category, B/E paint."
+        else:
+            text = "Left click the image to segment (right click / Shift+click = negative)."
+        if self.project is not None and self.category_id is not None:
+            try:
+                text += f"\nCategory: {self.project.category(self.category_id).name}"
+            except KeyError:
+                pass
+        self.tools_panel.set_state(text, self.proposal is not None, queued, len(self.selected))
+
+    # ================================================================================ clicks & proposals
+    def on_canvas_click(self, x: int, y: int, positive: bool, ctrl: bool = False) -> None:
+        entry = self.entry
+        if entry is None or self.image is None:
+            return
+        if self._bulk_req is not None:
+            self.status("Auto-segment is running; wait or cancel it first.")
+            return
+        h, w = self.image.shape[:2]
+        if not (0 <= x < w and 0 <= y < h):
+            return
+        sid = int(entry.labels[y, x])
+        if ctrl:  # selection of accepted segments
+            if sid:
+                if sid in self.selected:
+                    self.selected.remove(sid)
+                else:
+                    self.selected.append(sid)
+                self._refresh_overlay()
+                self._update_tool_panel()
+            return
+        if not self.clicks and sid and self.roi_mode != "whole":
+            # Starting on an accepted segment selects it (the net cannot put anything there anyway).
+            self.selected = [sid] if positive else []
+            self._refresh_overlay()
+            self._update_tool_panel()
+            cat = entry.segments.get(sid)
+            if cat is not None:
+                self.status(f"Selected segment {sid} ({self.project.category(cat.category_id).name})")
+            return
+        if self.selected:
+            self.selected = []
+            self._refresh_overlay()
+        if not self.clicks and not positive:
+            self.status("The first click must be positive (left click).")
+            return
+        if self.proposal_from_bulk and not self.clicks and self.proposal is not None:
+            # Re-clicking an auto-segment proposal: refine it interactively from this click on.
+            self.proposal = None
+        self.clicks.append((int(x), int(y), bool(positive)))
+        self._request_prediction()
+
+    def _request_prediction(self) -> None:
+        roi = self.current_roi()
+        # UI work first (markers only: the mask overlay is redrawn when the answer comes), then hand the
+        # request over, so the GUI thread is idle while the worker starts.
+        self.canvas.set_clicks(self.clicks)
+        self.status("Predicting…")
+        self.pending = self.worker.request_predict(self.image, self.clicks, roi)
+        self._update_tool_panel()
+
+    def _on_predicted(self, req_id: int, mask: np.ndarray, score: float, latency: float) -> None:
+        if req_id != self.pending or self.image is None or mask.shape != self.image.shape[:2]:
+            return  # superseded by a newer click, or the image changed
+        self.pending = None
+        self.last_latency = latency
+        self.status_latency.setText(f"last prediction: {latency * 1000:.0f} ms")
+        self.proposal = mask
+        self.proposal_score = score
+        if not mask.any():
+            self.status("The net found nothing there; try another click.")
+        else:
+            self.status(f"Proposal: {int(mask.sum())} px, score {score:.2f}")
+        self._show_proposal()
+
+    def _show_proposal(self) -> None:
+        if self.proposal is None:
+            self.canvas.set_proposal(None, self.clicks)
+        else:
+            fill = BULK_FILL if self.proposal_from_bulk and not self.clicks else (0, 255, 255)
+            self.canvas.set_proposal(compose_proposal(self.proposal, fill=fill), self.clicks)
+        self._update_tool_panel()
+        self.proposal_changed.emit()
+
+    def _clear_proposal(self, cancel: bool = False) -> None:
+        self.clicks = []
+        self.proposal = None
+        self.proposal_from_bulk = False
+        self.pending = None
+        self._show_proposal()
+
+    def _edit(self, fn: Callable, *args, **kw) -> Any:
+        """Run a document edit; a failed autosave (disk full, permissions) is reported, not fatal.
+
+        The document keeps the change in memory marked unsaved, so the next successful save writes it.
+        """
+        try:
+            return fn(*args, **kw)
+        except OSError as exc:
+            self.notify(f"Could not save the project: {exc}\nYour edit is kept in memory; fix the problem and "
+                        "press Ctrl+S.", error=True)
+            return None
+
+    def accept_proposal(self) -> int:
+        """Accept the shown proposal with the current category; returns the new segment id (0 if none)."""
+        if self.proposal is None or self.entry is None:
+            self.status("No proposal to accept." if self.pending is None else "Still predicting…")
+            return 0
+        cid = self._ensure_category()
+        mask = self.proposal
+        self._clear_proposal()
+        sid = self._edit(self.project.add_segment, self.index, mask, cid) or 0
+        if sid:
+            self.status(f"Accepted segment {sid} as {self.project.category(cid).name}.")
+        else:
+            self.status("Nothing left to accept: the proposal covers only labelled pixels.")
+        self._next_bulk_proposal()
+        return sid
+
+    def reject_proposal(self) -> None:
+        had = self.proposal is not None or bool(self.clicks)
+        self._clear_proposal(cancel=True)
+        if had:
+            self.status("Proposal rejected.")
+        self._next_bulk_proposal()
+
+    def accept_all(self) -> int:
+        """Accept the shown proposal and every queued auto-segment proposal of this image (one undo step each)."""
+        if self.entry is None:
+            return 0
+        masks = ([self.proposal] if self.proposal is not None else []) + self.bulk.pop(self.index, [])
+        self._clear_proposal()
+        cid = self._ensure_category()
+        n = 0
+        for m in masks:
+            n += bool(self._edit(self.project.add_segment, self.index, m, cid))
+        self.status(f"Accepted {n} segment(s).")
+        return n
+
+    def _next_bulk_proposal(self) -> None:
+        queue = self.bulk.get(self.index)
+        if self.proposal is not None or self.clicks or not queue:
+            if queue is not None and not queue:
+                self.bulk.pop(self.index, None)
+            self._update_tool_panel()
+            return
+        unl = self.entry.unlabelled_mask()
+        while queue:
+            m = queue.pop(0) & unl
+            if m.any():
+                self.proposal = m
+                self.proposal_score = 1.0
+                self.proposal_from_bulk = True
+                break
+        if not queue:
+            self.bulk.pop(self.index, None)
+        self._show_proposal()
+
+    # ================================================================================ selection edits
+    def merge_selected(self) -> None:
+        if len(self.selected) != 2:
+            self.status("Select exactly two segments (click one, Ctrl+click the other) to merge.")
+            return
+        keep, other = self.selected
+        self._edit(self.project.merge_segments, self.index, keep, other)
+        self.selected = [keep]
+        self.status(f"Merged segment {other} into {keep}.")
+
+    def delete_selected(self) -> None:
+        if not self.selected:
+            self.status("Nothing selected (click a labelled segment to select it).")
+            return
+        for sid in list(self.selected):
+            self._edit(self.project.delete_segment, self.index, sid)
+        self.status(f"Deleted segment(s) {', '.join(map(str, self.selected))}.")
+        self.selected = []
+
+    # ================================================================================ brush / eraser
+    def on_stroke(self, x: int, y: int, finished: bool) -> None:
+        if self.image is None:
+            return
+        h, w = self.image.shape[:2]
+        if self._stroke is None:
+            self._stroke = np.zeros((h, w), np.uint8)
+            self._stroke_last = None
+        r = max(1, self.brush_radius)
+        if self._stroke_last is None:
+            cv2.circle(self._stroke, (x, y), r, 1, -1)
+        else:
+            cv2.line(self._stroke, self._stroke_last, (x, y), 1, 2 * r + 1)
+        self._stroke_last = (x, y)
+        prev = np.zeros((h, w, 4), np.uint8)
+        prev[self._stroke > 0] = (255, 80, 80, 110) if self.tool == "erase" else (80, 255, 80, 110)
+        self.canvas.set_stroke(prev)
+        if finished:
+            stroke = self._stroke > 0
+            self._stroke = None
+            self._stroke_last = None
+            self.canvas.set_stroke(None)
+            self.apply_stroke(stroke, erase=self.tool == "erase")
+
+    def apply_stroke(self, stroke: np.ndarray, erase: bool) -> None:
+        """Paint into the proposal if one is shown, else into the single selected segment."""
+        if self.proposal is not None:
+            if erase:
+                self.proposal = self.proposal & ~stroke
+            else:
+                self.proposal = self.proposal | (stroke & self.entry.unlabelled_mask())
+            self._show_proposal()
+        elif len(self.selected) == 1:
+            self._edit(self.project.paint, self.index, self.selected[0], stroke, erase=erase)
+        elif not erase:
+            # Nothing selected: the stroke starts a hand-painted proposal (works without a model too).
+            self.proposal = stroke & self.entry.unlabelled_mask()
+            self.proposal_score = 1.0
+            self.proposal_from_bulk = False
+            self._show_proposal()
+        else:
+            self.status("Eraser: select one segment (click it) or build a proposal first.")
+
+    # ================================================================================ undo
+    def undo(self) -> None:
+        if self.proposal is not None or self.clicks:
+            # Undo inside a proposal: drop the last click first (feels natural while refining).
+            self._undo_click()
+            return
+        if self.project is not None and self._edit(self.project.undo) is False:
+            self.status("Nothing to undo.")
+
+    def _undo_click(self) -> None:
+        if self.clicks:
+            self.clicks.pop()
+        if self.clicks:
+            self._request_prediction()
+        else:
+            self._clear_proposal()
+            self._next_bulk_proposal()
+
+    def redo(self) -> None:
+        if self.project is not None and self._edit(self.project.redo) is False:
+            self.status("Nothing to redo.")
+
+    # ================================================================================ auto-segment
+    def auto_segment(self) -> None:
+        if self.entry is None:
+            return
+        self._start_bulk([self.index])
+
+    def auto_segment_all(self) -> None:
+        if self.project is None:
+            return
+        self._start_bulk([i for i, e in enumerate(self.project.images) if e.labelled_fraction() < 1.0])
+
+    def _start_bulk(self, indices: List[int]) -> None:
+        if self._bulk_req is not None or not indices:
+            return
+        self._clear_proposal(cancel=True)
+        self._bulk_jobs = list(indices)
+        self._bulk_total = len(indices)
+        self._progress = QProgressDialog("Auto-segmenting…", "Cancel", 0, 1000, self)
+        self._progress.setWindowTitle("Auto-segment")
+        self._progress.setWindowModality(Qt.WindowModal)
+        self._progress.setMinimumDuration(0)
+        self._progress.setAutoClose(False)
+        self._progress.setAutoReset(False)
+        self._progress.canceled.connect(self.cancel_bulk)
+        self._progress.setValue(0)
+        self._progress.show()
+        self._run_next_bulk()
+
+    def _run_next_bulk(self) -> None:
+        if not self._bulk_jobs:
+            self._finish_bulk(cancelled=False)
+            return
+        i = self._bulk_jobs[0]
+        entry = self.project.images[i]
+        try:
+            img = self.image if i == self.index and self.image is not None else entry.read_image()
+        except (ProjectError, OSError) as exc:
+            self.notify(str(exc), error=True)
+            self._bulk_jobs.pop(0)
+            self._run_next_bulk()
+            return
+        roi = entry.unlabelled_mask().copy()
+        self._bulk_req = self.worker.request_segment(img, roi)
+        if self._progress is not None:
+            self._progress.setLabelText(f"Auto-segmenting {entry.name} ({self._bulk_total - len(self._bulk_jobs) + 1}/{self._bulk_total})…")
+
+    def _on_progress(self, req_id: int, frac: float) -> None:
+        if req_id != self._bulk_req or self._progress is None:
+            return
+        done = self._bulk_total - len(self._bulk_jobs)
+        self._progress.setValue(int(1000 * (done + frac) / max(1, self._bulk_total)))
+
+    def cancel_bulk(self) -> None:
+        if self._bulk_req is None:
+            return
+        self.worker.cancel()
+        self._finish_bulk(cancelled=True)
+
+    def _on_segmented(self, req_id: int, labels: np.ndarray, cancelled: bool, latency: float) -> None:
+        if req_id != self._bulk_req:
+            return
+        i = self._bulk_jobs.pop(0)
+        if cancelled:
+            self._finish_bulk(cancelled=True)
+            return
+        masks = [labels == k for k in np.unique(labels) if k > 0]
+        masks = [m for m in masks if m.any()]
+        masks.sort(key=lambda m: -int(m.sum()))  # review large segments first
+        if masks:
+            self.bulk[i] = masks
+        self.status(f"Auto-segment: {len(masks)} proposals for {self.project.images[i].name} in {latency:.1f} s")
+        if i == self.index:
+            self._next_bulk_proposal()
+        self._run_next_bulk()
+
+    def _finish_bulk(self, cancelled: bool) -> None:
+        self._bulk_req = None
+        self._bulk_jobs = []
+        if self._progress is not None:
+            p, self._progress = self._progress, None
+            p.canceled.disconnect(self.cancel_bulk)
+            p.close()
+            p.deleteLater()
+        if cancelled:
+            self.status("Auto-segment cancelled.")
+        self._update_tool_panel()
+        self.bulk_finished.emit(cancelled)
+
+    # ================================================================================ export / import
+    def export_panoptic(self, out_dir: Optional[str] = None, instances: Optional[bool] = None) -> Optional[str]:
+        from annotator import coco_io
+
+        if self.project is None:
+            return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self, "Export COCO panoptic to folder")
+            if not out_dir:
+                return None
+            if instances is None:
+                instances = QMessageBox.question(self, "Export", "Also write COCO instances (things, RLE)?") == QMessageBox.Yes
+        try:
+            path = coco_io.export_coco_panoptic(self.project, out_dir)
+            if instances:
+                coco_io.export_coco_instances(self.project, os.path.join(out_dir, "instances.json"))
+        except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
+            self.notify(f"Export failed: {exc}", error=True)
+            return None
+        self.status(f"Exported COCO panoptic to {path}")
+        return path
+
+    def export_instances(self, out_path: Optional[str] = None) -> Optional[str]:
+        from annotator import coco_io
+
+        if self.project is None:
+            return None
+        if out_path is None:
+            out_path, _ = QFileDialog.getSaveFileName(self, "Export COCO instances", "instances.json", "JSON (*.json)")
+            if not out_path:
+                return None
+        try:
+            path = coco_io.export_coco_instances(self.project, out_path)
+        except Exception as exc:
+            self.notify(f"Export failed: {exc}", error=True)
+            return None
+        self.status(f"Exported COCO instances to {path}")
+        return path
+
+    def import_panoptic(self, json_path: Optional[str] = None, image_dir: Optional[str] = None,
+                        project_dir: Optional[str] = None) -> bool:
+        from annotator import coco_io
+
+        if json_path is None:
+            json_path, _ = QFileDialog.getOpenFileName(self, "Import COCO panoptic JSON", "", "JSON (*.json)")
+            if not json_path:
+                return False
+            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project")
+            if not project_dir:
+                return False
+        kwargs = {}
+        if project_dir is not None:
+            kwargs["project_dir"] = project_dir
+        try:
+            project = coco_io.import_coco_panoptic(json_path, image_dir, **kwargs)
+        except Exception as exc:
+            self.notify(f"Cannot import {json_path}:\n{exc}", error=True)
+            return False
+        self.set_project(project)
+        return True
+
+    # ================================================================================ keys
+    def keyPressEvent(self, ev) -> None:  # noqa: N802
+        key, mods = ev.key(), ev.modifiers()
+        ctrl, shift = bool(mods & Qt.ControlModifier), bool(mods & Qt.ShiftModifier)
+        text = ev.text()
+        if ctrl:
+            if key == Qt.Key_Z:
+                self.redo() if shift else self.undo()
+            elif key == Qt.Key_Y:
+                self.redo()
+            elif key == Qt.Key_S:
+                self.save()
+            elif key == Qt.Key_Q:
+                self.close()
+            elif key == Qt.Key_A and shift:
+                self.auto_segment()
+            elif key == Qt.Key_O:
+                self.open_project_dialog()
+            else:
+                return super().keyPressEvent(ev)
+            return
+        if key in (Qt.Key_Return, Qt.Key_Enter):
+            self.accept_all() if shift else self.accept_proposal()
+        elif key == Qt.Key_A:
+            # A accepts while a proposal is shown, otherwise it is "previous image" (A / D pair).
+            self.accept_proposal() if self.proposal is not None else self.prev_image()
+        elif key in (Qt.Key_Escape, Qt.Key_R):
+            if self.proposal is None and not self.clicks and self.selected:
+                self.selected = []
+                self._refresh_overlay()
+                self._update_tool_panel()
+            else:
+                self.reject_proposal()
+        elif key in (Qt.Key_D, Qt.Key_PageDown):
+            self.next_image()
+        elif key == Qt.Key_PageUp:
+            self.prev_image()
+        elif Qt.Key_1 <= key <= Qt.Key_9:
+            self.pick_category_row(key - Qt.Key_1)
+        elif text == "?" or key == Qt.Key_Question or key == Qt.Key_F1:
+            self.overlay_help.toggle()
+        elif key == Qt.Key_F:
+            self.canvas.fit()
+        elif key in (Qt.Key_Plus, Qt.Key_Equal):
+            self.canvas.zoom(1.25)
+        elif key == Qt.Key_Minus:
+            self.canvas.zoom(0.8)
+        elif key == Qt.Key_C:
+            self.set_tool("click")
+        elif key == Qt.Key_B:
+            self.set_tool("brush")
+        elif key == Qt.Key_E:
+            self.set_tool("erase")
+        elif key == Qt.Key_O:
+            self.set_tool("roi")
+        elif key == Qt.Key_M:
+            self.merge_selected()
+        elif key in (Qt.Key_Delete, Qt.Key_Backspace):
+            self.delete_selected()
+        elif key == Qt.Key_BracketLeft:
+            self.set_opacity(self.opacity - 0.1)
+        elif key == Qt.Key_BracketRight:
+            self.set_opacity(self.opacity + 0.1)
+        elif key == Qt.Key_H:
+            self.set_hatch(not self.hatch)
+        else:
+            super().keyPressEvent(ev)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        if self.overlay_help.isVisible():
+            self.overlay_help.setGeometry(self.rect())
+
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        if self._bulk_req is not None:
+            self.worker.cancel()
+        self.worker.stop()
+        if self.project is not None:
+            try:
+                self.project.save()
+            except OSError:
+                pass
+        super().closeEvent(ev)
+
+
+def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
+    """Project for a command-line / dialog path.
+
+    * a project folder or its project.json -> opened (errors raised, file untouched);
+    * a folder of images -> a new project stored in that folder (or ``project_dir``), reopened next time;
+    * an image file -> a new project in ``<image stem>.annot/`` beside it (or ``project_dir``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ProjectError(f"{p}: no such file or folder")
+    if p.is_file() and p.name == PROJECT_FILE:
+        return Project.open(p.parent)
+    if p.is_dir():
+        target = Path(project_dir) if project_dir else p
+        if (p / PROJECT_FILE).exists():
+            return Project.open(p)
+        if (target / PROJECT_FILE).exists():
+            return Project.open(target)
+        return Project.new(p, target)
+    if p.suffix.lower() == ".json":
+        return Project.open(p.parent) if p.name == PROJECT_FILE else _raise_json(p)
+    target = Path(project_dir) if project_dir else p.with_name(p.stem + ".annot")
+    if (target / PROJECT_FILE).exists():
+        return Project.open(target)
+    if read_image_rgb(p) is None:  # check before creating a project folder for it
+        raise ProjectError(f"{p}: missing or not a readable image")
+    return Project.new([p], target)
+
+
+def _raise_json(p: Path) -> Project:
+    raise ProjectError(f"{p}: a JSON file that is not a project ({PROJECT_FILE}); "
+                       "use Export ▸ Import COCO panoptic for COCO files")

@@ -1,0 +1,226 @@
+"""Side panels: categories, image list with progress, proposal review / segment tools."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtGui import QColor, QIcon, QPixmap
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+)
+
+
+def color_icon(rgb) -> QIcon:
+    pm = QPixmap(14, 14)
+    pm.fill(QColor(*[int(c) for c in rgb]))
+    return QIcon(pm)
+
+
+class CategoryPanel(QGroupBox):
+    """List of categories; the current one is used when accepting. Keys 1-9 pick the first nine."""
+
+    picked = pyqtSignal(int)  # category id
+    add_requested = pyqtSignal()
+    rename_requested = pyqtSignal(int)
+    recolor_requested = pyqtSignal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Categories", parent)
+        self.list = QListWidget()
+        self.list.setFocusPolicy(Qt.NoFocus)  # keys stay with the window (shortcuts)
+        self.list.currentItemChanged.connect(self._on_current)
+        self.list.itemDoubleClicked.connect(lambda it: self.rename_requested.emit(it.data(Qt.UserRole)))
+        add = QPushButton("Add")
+        rename = QPushButton("Rename")
+        recolor = QPushButton("Colour")
+        for b in (add, rename, recolor):
+            b.setFocusPolicy(Qt.NoFocus)
+        add.clicked.connect(self.add_requested)
+        rename.clicked.connect(lambda: self.current_id() is not None and self.rename_requested.emit(self.current_id()))
+        recolor.clicked.connect(
+            lambda: self.current_id() is not None and self.recolor_requested.emit(self.current_id())
+        )
+        row = QHBoxLayout()
+        for b in (add, rename, recolor):
+            row.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.list)
+        lay.addLayout(row)
+        self._updating = False
+
+    def set_categories(self, categories: Iterable, current: Optional[int]) -> None:
+        self._updating = True
+        self.list.clear()
+        for i, c in enumerate(categories):
+            key = f"{i + 1}  " if i < 9 else "   "
+            kind = "" if getattr(c, "isthing", True) else "  (stuff)"
+            it = QListWidgetItem(color_icon(c.color), f"{key}{c.name}{kind}")
+            it.setData(Qt.UserRole, c.id)
+            self.list.addItem(it)
+            if c.id == current:
+                self.list.setCurrentItem(it)
+        self._updating = False
+
+    def current_id(self) -> Optional[int]:
+        it = self.list.currentItem()
+        return None if it is None else it.data(Qt.UserRole)
+
+    def select_row(self, row: int) -> None:
+        if 0 <= row < self.list.count():
+            self.list.setCurrentRow(row)
+
+    def _on_current(self, item, _prev) -> None:
+        if item is not None and not self._updating:
+            self.picked.emit(item.data(Qt.UserRole))
+
+
+class ImageListPanel(QGroupBox):
+    """Images of the project with their labelled fraction."""
+
+    picked = pyqtSignal(int)  # image index
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Images", parent)
+        self.list = QListWidget()
+        self.list.setFocusPolicy(Qt.NoFocus)
+        self.list.currentRowChanged.connect(self._on_row)
+        self.summary = QLabel("")
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.list)
+        lay.addWidget(self.summary)
+        self._updating = False
+
+    @staticmethod
+    def _text(name: str, frac: float) -> str:
+        return f"{frac * 100:5.1f}%  {name}"
+
+    def set_images(self, names, fractions, current: int) -> None:
+        self._updating = True
+        self.list.clear()
+        for name, f in zip(names, fractions):
+            self.list.addItem(self._text(name, f))
+        if 0 <= current < self.list.count():
+            self.list.setCurrentRow(current)
+        self._updating = False
+        self._summarize(fractions)
+
+    def update_image(self, index: int, name: str, frac: float, fractions) -> None:
+        it = self.list.item(index)
+        if it is not None:
+            it.setText(self._text(name, frac))
+        self._summarize(fractions)
+
+    def set_current(self, index: int) -> None:
+        self._updating = True
+        self.list.setCurrentRow(index)
+        self._updating = False
+
+    def _summarize(self, fractions) -> None:
+        fr = list(fractions)
+        done = sum(1 for f in fr if f >= 0.999)
+        mean = sum(fr) / len(fr) if fr else 0.0
+        self.summary.setText(f"{len(fr)} images, {done} complete, {mean * 100:.1f}% labelled")
+
+    def _on_row(self, row: int) -> None:
+        if row >= 0 and not self._updating:
+            self.picked.emit(row)
+
+
+class ToolPanel(QGroupBox):
+    """Proposal review, display options, segment editing tools."""
+
+    accept = pyqtSignal()
+    reject = pyqtSignal()
+    accept_all = pyqtSignal()
+    tool_changed = pyqtSignal(str)
+    roi_mode_changed = pyqtSignal(str)
+    opacity_changed = pyqtSignal(float)
+    hatch_changed = pyqtSignal(bool)
+    merge = pyqtSignal()
+    delete = pyqtSignal()
+    brush_size_changed = pyqtSignal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Proposal && tools", parent)
+        self.info = QLabel("Click the image to segment.")
+        self.info.setWordWrap(True)
+        self.accept_btn = QPushButton("Accept (Enter)")
+        self.reject_btn = QPushButton("Reject (Esc)")
+        self.accept_all_btn = QPushButton("Accept all remaining")
+        self.accept_btn.clicked.connect(self.accept)
+        self.reject_btn.clicked.connect(self.reject)
+        self.accept_all_btn.clicked.connect(self.accept_all)
+
+        self.tool = QComboBox()
+        for name, label in (("click", "Click (C)"), ("brush", "Brush (B)"), ("erase", "Eraser (E)"), ("roi", "ROI box (O)")):
+            self.tool.addItem(label, name)
+        self.tool.currentIndexChanged.connect(lambda i: self.tool_changed.emit(self.tool.itemData(i)))
+        self.brush = QSpinBox()
+        self.brush.setRange(1, 200)
+        self.brush.setValue(8)
+        self.brush.setPrefix("brush radius ")
+        self.brush.valueChanged.connect(self.brush_size_changed)
+
+        self.roi_mode = QComboBox()
+        for name, label in (("unlabelled", "ROI: unlabelled area"), ("whole", "ROI: whole image"), ("rect", "ROI: drawn box")):
+            self.roi_mode.addItem(label, name)
+        self.roi_mode.currentIndexChanged.connect(lambda i: self.roi_mode_changed.emit(self.roi_mode.itemData(i)))
+
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        self.hatch = QCheckBox("Hatch unlabelled")
+        self.hatch.setChecked(True)
+        self.hatch.toggled.connect(self.hatch_changed)
+
+        self.merge_btn = QPushButton("Merge selected (M)")
+        self.delete_btn = QPushButton("Delete selected (Del)")
+        self.merge_btn.clicked.connect(self.merge)
+        self.delete_btn.clicked.connect(self.delete)
+
+        for w in (self.accept_btn, self.reject_btn, self.accept_all_btn, self.tool, self.brush, self.roi_mode,
+                  self.opacity, self.hatch, self.merge_btn, self.delete_btn):
+            w.setFocusPolicy(Qt.NoFocus)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.info)
+        row = QHBoxLayout()
+        row.addWidget(self.accept_btn)
+        row.addWidget(self.reject_btn)
+        lay.addLayout(row)
+        lay.addWidget(self.accept_all_btn)
+        lay.addWidget(self.tool)
+        lay.addWidget(self.brush)
+        lay.addWidget(self.roi_mode)
+        lay.addWidget(QLabel("Overlay opacity"))
+        lay.addWidget(self.opacity)
+        lay.addWidget(self.hatch)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.merge_btn)
+        row2.addWidget(self.delete_btn)
+        lay.addLayout(row2)
+
+    def set_state(self, text: str, has_proposal: bool, queued: int, n_selected: int) -> None:
+        self.info.setText(text)
+        self.accept_btn.setEnabled(has_proposal)
+        self.reject_btn.setEnabled(has_proposal)
+        self.accept_all_btn.setEnabled(has_proposal and queued > 0)
+        self.accept_all_btn.setText(f"Accept all remaining ({queued + int(has_proposal)})" if queued else "Accept all remaining")
+        self.merge_btn.setEnabled(n_selected == 2)
+        self.delete_btn.setEnabled(n_selected >= 1)
+
+    def set_tool(self, tool: str) -> None:
+        i = self.tool.findData(tool)
+        if i >= 0 and i != self.tool.currentIndex():
+            self.tool.setCurrentIndex(i)

@@ -1,0 +1,67 @@
+"""Keyboard shortcut table and the help overlay shown with '?'."""
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QColor, QPainter
+from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+# (keys, action): the single source for the overlay text and the README.
+SHORTCUTS = [
+    ("Left click", "Positive click: start / grow the proposal (click on a labelled pixel selects its segment)"),
+    ("Right click, Shift+click", "Negative click: remove that part from the proposal"),
+    ("Ctrl+click", "Add / remove a labelled segment to the selection (for merge / delete / brush)"),
+    ("Enter, A (while a proposal is shown)", "Accept the proposal with the current category"),
+    ("Esc, R", "Reject the proposal (Esc also clears the selection)"),
+    ("Shift+Enter", "Accept all remaining auto-segment proposals"),
+    ("D, PgDn", "Next image"),
+    ("A (no proposal), PgUp", "Previous image"),
+    ("1 - 9", "Pick category 1-9"),
+    ("Ctrl+Z", "Undo (while refining a proposal: remove its last click)"),
+    ("Ctrl+Shift+Z, Ctrl+Y", "Redo"),
+    ("Ctrl+Shift+A", "Auto-segment this image"),
+    ("C / B / E / O", "Tool: click / brush / eraser / draw ROI box"),
+    ("M", "Merge the two selected segments"),
+    ("Delete", "Delete the selected segment(s)"),
+    ("F", "Fit image to window (wheel zooms, drag pans)"),
+    ("[ / ]", "Overlay opacity down / up"),
+    ("H", "Toggle hatching of the unlabelled area"),
+    ("Ctrl+S", "Save (edits are also saved automatically)"),
+    ("?", "Show / hide this help"),
+]
+
+
+class ShortcutsOverlay(QWidget):
+    """Semi-transparent panel over the main window listing every shortcut; any key or click hides it."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        rows = "".join(
+            f"<tr><td style='padding:2px 14px 2px 0'><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS
+        )
+        label = QLabel(f"<h3>Keyboard shortcuts</h3><table>{rows}</table><p><i>Press any key to close.</i></p>")
+        label.setStyleSheet("color: white; font-size: 13px;")
+        label.setTextFormat(Qt.RichText)
+        lay = QVBoxLayout(self)
+        lay.addWidget(label, alignment=Qt.AlignCenter)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.hide()
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0, 200))
+
+    def toggle(self) -> None:
+        if self.isVisible():
+            self.hide()
+        else:
+            self.setGeometry(self.parentWidget().rect())
+            self.raise_()
+            self.show()
+            self.setFocus()
+
+    def keyPressEvent(self, ev) -> None:  # noqa: N802
+        self.hide()
+        self.parentWidget().setFocus()
+
+    def mousePressEvent(self, ev) -> None:  # noqa: N802
+        self.hide()

@@ -1,0 +1,90 @@
+"""GUI entry point: ``main(argv)`` builds the QApplication and the annotator window.
+
+``python main.py [IMAGE | FOLDER | PROJECT]``. The segmentation model is loaded lazily in the worker thread, so
+a missing or broken weights file is reported in the window (manual editing keeps working) instead of crashing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, Optional, Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="annotator", description="Click-to-segment image annotator (GUI).")
+    p.add_argument("path", nargs="?", help="an image, a folder of images, or a project folder / project.json")
+    p.add_argument("--project-dir", help="where to create the project for an IMAGE or FOLDER "
+                                         "(default: the folder itself, or <image>.annot/ beside an image)")
+    p.add_argument("--screenshot", metavar="PNG", help="render the window, save it to PNG and exit")
+    p.add_argument("--demo-click", metavar="X,Y", action="append", default=[],
+                   help="with --screenshot: click these pixels first (repeatable; accepted except the last)")
+    p.add_argument("--demo-auto", action="store_true", help="with --screenshot: run auto-segment first")
+    p.add_argument("--random-init", action="store_true",
+                   help="use an untrained net (Segmenter.random_init) instead of the bundled weights (demos)")
+    p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    return p
+
+
+def main(
+    argv: Optional[Sequence[str]] = None,
+    segmenter: Any = None,
+    segmenter_factory: Optional[Callable[[], Any]] = None,
+    on_ready: Optional[Callable[[Any], None]] = None,
+) -> int:
+    """Run the annotator GUI; returns the process exit code.
+
+    ``segmenter``: an object with the Segmenter API (tests pass a fake); default: ``model.Segmenter
+    .from_pretrained()`` loaded in the worker thread on first use. ``on_ready(window)`` is called once the
+    window is shown (scripting / tests).
+    """
+    args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtWidgets import QApplication
+
+    from annotator._qt.main_window import MainWindow
+
+    if segmenter is None and segmenter_factory is None and args.random_init:
+        def segmenter_factory():
+            from model import Segmenter
+
+            return Segmenter.random_init(seed=0)
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "annotator"])
+    app.setApplicationName("Pointer annotator")
+    win = MainWindow(segmenter=segmenter, segmenter_factory=segmenter_factory,
+                     confirm_dialogs=not args.screenshot)
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        win.resize(w, h)
+    except ValueError:
+        pass
+    _install_excepthook(win)
+    win.show()
+    if args.path:
+        win.open_path(args.path, args.project_dir)
+    if args.screenshot:
+        from annotator._qt.screenshot import ScreenshotScript
+
+        ScreenshotScript(win, args.screenshot, args.demo_click, args.demo_auto).start()
+    if on_ready is not None:
+        QTimer.singleShot(0, lambda: on_ready(win))
+    code = app.exec_()
+    return int(code or getattr(win, "exit_code", 0))
+
+
+def _install_excepthook(win) -> None:
+    """An unexpected error in a slot is shown (and printed), not fatal: PyQt would otherwise abort the app."""
+    import traceback
+
+    def hook(etype, value, tb):
+        traceback.print_exception(etype, value, tb)
+        try:
+            win.notify(f"Unexpected error: {etype.__name__}: {value}", error=True)
+        except Exception:
+            pass
+
+    sys.excepthook = hook
+
+
+if __name__ == "__main__":
+    sys.exit(main())
