@@ -109,3 +109,28 @@ class PointerSegNet(nn.Module):
         pooled_global = skips[-1].mean((2, 3))
         score_logit = self.score_head(torch.cat([pooled_global, pooled_mask], 1)).squeeze(1)
         return logits, score_logit
+
+
+def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Fold an eval-mode BatchNorm into the convolution before it (same outputs, one op fewer per layer)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight.data = conv.weight.data * scale.reshape(-1, 1, 1, 1)
+    bias = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+
+
+@torch.no_grad()
+def fuse_for_inference(net: PointerSegNet) -> PointerSegNet:
+    """Fold every BatchNorm into its convolution, in place; the net is for inference only afterwards."""
+    net.eval()
+    _fold_bn(net.stem[0], net.stem[1])
+    net.stem[1] = nn.Identity()
+    for block in net.blocks:
+        for conv_name, bn_name in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")):
+            if hasattr(block, conv_name):
+                _fold_bn(getattr(block, conv_name), getattr(block, bn_name))
+                setattr(block, bn_name, nn.Identity())
+    for sep in net.smooth:
+        _fold_bn(sep[1], sep[2])
+        sep[2] = nn.Identity()
+    return net

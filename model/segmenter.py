@@ -13,6 +13,7 @@ and the clicks, so corrections see fine detail.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from .encoding import Click, encode_pointer, normalize_image
-from .net import PointerSegNet
+from .net import PointerSegNet, fuse_for_inference
 from .weights import WeightsError, load_into
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -62,10 +63,15 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 def _fingerprint(a: np.ndarray | None) -> str:
     if a is None:
         return "none"
-    flat = a.reshape(-1)
-    step = max(1, flat.size // 65536)  # sampled: hashing every pixel of a 20 MP image would cost a click's time
-    return f"{a.shape}{a.dtype}" + hashlib.blake2b(np.ascontiguousarray(flat[::step]).tobytes(),
-                                                  digest_size=12).hexdigest()
+    if a.dtype == bool:
+        # Masks are hashed whole (packed, 1 bit a pixel): labelling a thin segment changes only a few pixels.
+        data = np.packbits(a)
+    else:
+        # Sampled: hashing every pixel of a 20 MP image would cost a click's time. Whole pixels on a spatial
+        # grid, so every channel counts (a flat stride can fall on one channel only).
+        step = max(1, int(np.ceil(np.sqrt(a.shape[0] * a.shape[1] / 65536))))
+        data = np.ascontiguousarray(a[::step, ::step])
+    return f"{a.shape}{a.dtype}" + hashlib.blake2b(data.tobytes(), digest_size=12).hexdigest()
 
 
 class Segmenter:
@@ -74,7 +80,9 @@ class Segmenter:
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 384, info: dict | None = None):
         self.device = str(device)
-        self.net = net.to(self.device).eval()
+        # BatchNorm folded into the convolutions: same masks, less work per click. A copy, so a caller's
+        # (training) net is left as it was.
+        self.net = fuse_for_inference(copy.deepcopy(net)).to(self.device)
         self.max_side = max_side              # internal long side for clicks
         self.full_image_side = full_image_side  # internal long side for segment_image (many runs per image)
         self.info = info or {}
@@ -105,7 +113,7 @@ class Segmenter:
         """Swap in other weights (e.g. after fine-tuning) without rebuilding the Segmenter."""
         net = PointerSegNet(pretrained_backbone=False)
         info = load_into(net, path)
-        self.net = net.to(self.device).eval()
+        self.net = fuse_for_inference(net).to(self.device)
         self.info = info
         self._last = None
         return info
@@ -113,8 +121,9 @@ class Segmenter:
     # ---- the net on one window of the image ----
     def _run(self, image: np.ndarray, roi: np.ndarray, clicks: Sequence[Click], prev: np.ndarray | None,
              window: tuple[int, int, int, int], side: int, image_key: str = "") -> tuple[np.ndarray, float]:
-        """Logits for `window` (x0, y0, x1, y1) of the image at internal long side `side`, as float32 at the
-        window's full resolution, plus the score."""
+        """Probabilities (uint8, 255 = 1) for `window` (x0, y0, x1, y1) of the image, computed at internal long
+        side `side` and brought to the window's full resolution, plus the score. uint8 rather than float keeps
+        the full-resolution temporaries at a byte a pixel on 20-megapixel images."""
         x0, y0, x1, y1 = window
         ww, wh = x1 - x0, y1 - y0
         scale = side / max(ww, wh)
@@ -128,10 +137,12 @@ class Segmenter:
             small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             if whole and image_key:
                 self._resized = (cache_key, small)
-        roi_small = cv2.resize(roi[y0:y1, x0:x1].astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA) > 0.5
+        roi_small = cv2.resize(roi[y0:y1, x0:x1].view(np.uint8) * np.uint8(255), (nw, nh),
+                               interpolation=cv2.INTER_AREA) > 127
         prev_small = None
         if prev is not None:
-            prev_small = cv2.resize(prev[y0:y1, x0:x1].astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+            prev_small = cv2.resize(prev[y0:y1, x0:x1].view(np.uint8) * np.uint8(255), (nw, nh),
+                                    interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         sx, sy = nw / ww, nh / wh
         local = [((x - x0 + 0.5) * sx - 0.5, (y - y0 + 0.5) * sy - 0.5, p) for x, y, p in clicks]
         ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32  # the encoder needs multiples of 32
@@ -143,9 +154,9 @@ class Segmenter:
         roi_t[0, :nh, :nw] = roi_small
         with torch.inference_mode():
             logits, score = self.net(*(torch.from_numpy(a)[None].to(self.device) for a in (img_t, ptr_t, roi_t)))
-            logits = logits[0, 0, :nh, :nw].float().cpu().numpy()
+            prob = (torch.sigmoid(logits[0, 0, :nh, :nw].float()) * 255).round().to(torch.uint8).cpu().numpy()
             score = float(torch.sigmoid(score[0]).cpu())
-        return cv2.resize(logits, (ww, wh), interpolation=cv2.INTER_LINEAR), score
+        return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
 
     @staticmethod
     def _zoom_window(mask: np.ndarray, clicks: Sequence[Click], shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -187,14 +198,14 @@ class Segmenter:
                 return Prediction(mask.copy(), score, time.perf_counter() - t0)
         for k in range(start + 1, len(clicks) + 1):
             if mask is None:
-                logits, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0])
-                mask = (logits > 0) & roi
+                prob, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0])
+                mask = (prob > 127) & roi
             else:
                 window = self._zoom_window(mask, clicks[:k], (h, w))
-                logits, score = self._run(image, roi, clicks[:k], mask, window, self.max_side)
+                prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side)
                 x0, y0, x1, y1 = window
                 mask = mask.copy()
-                mask[y0:y1, x0:x1] = (logits > 0) & roi[y0:y1, x0:x1]
+                mask[y0:y1, x0:x1] = (prob > 127) & roi[y0:y1, x0:x1]
         self._last = (key, list(clicks), mask, score)
         return Prediction(mask.copy(), score, time.perf_counter() - t0)
 
@@ -217,15 +228,17 @@ class Segmenter:
         candidates = roi_small.copy()     # where a next pointer may still go
         total = max(1, int(roi_small.sum()))
         min_area = max(4, int(min_area_fraction * sw * sh))
-        segments: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []  # (logits crop, window) at small res
+        segments: list[tuple[np.ndarray, np.ndarray]] = []  # (probabilities, mask) at small res
         cancelled = False
-        while len(segments) < max_segments and candidates.sum() >= min_area:
+        runs, max_runs = 0, 3 * max_segments  # bounds the time on a fragmented ROI, where misses remove little
+        while len(segments) < max_segments and runs < max_runs and candidates.sum() >= min_area:
+            runs += 1
             dist = cv2.distanceTransform(np.pad(candidates.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
             py, px = np.unravel_index(int(np.argmax(dist)), dist.shape)
-            logits, _ = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
-            mask = (logits > 0) & remaining
+            prob, _ = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
+            mask = (prob > 127) & remaining
             if mask.sum() >= min_area and mask[py, px]:
-                segments.append((logits, mask))
+                segments.append((prob, mask))
                 remaining &= ~mask
                 candidates &= ~mask
             else:
@@ -243,27 +256,24 @@ class Segmenter:
     @staticmethod
     def _labels_at_full_res(segments, roi: np.ndarray, shape: tuple[int, int], small_size: tuple[int, int]
                             ) -> np.ndarray:
-        """Each segment's logits upsampled inside its bounding box, so boundaries are smooth at full
-        resolution without ever holding a full-resolution float map per segment."""
+        """Each segment's probabilities upsampled inside its bounding box, so boundaries are smooth at full
+        resolution without ever holding a full-resolution map per segment."""
         h, w = shape
         sw, sh = small_size
         labels = np.zeros((h, w), np.int32)
         fx, fy = w / sw, h / sh
-        for k, (logits, mask) in enumerate(segments, 1):
+        for k, (prob, mask) in enumerate(segments, 1):
             ys, xs = np.nonzero(mask)
             x0, x1 = max(0, xs.min() - 1), min(sw, xs.max() + 2)
             y0, y1 = max(0, ys.min() - 1), min(sh, ys.max() + 2)
-            X0, X1 = int(x0 * fx), min(w, int(np.ceil(x1 * fx)))
-            Y0, Y1 = int(y0 * fy), min(h, int(np.ceil(y1 * fy)))
+            X0, X1 = int(round(x0 * fx)), min(w, int(round(x1 * fx)))
+            Y0, Y1 = int(round(y0 * fy)), min(h, int(round(y1 * fy)))
             if X1 <= X0 or Y1 <= Y0:
                 continue
-            # Sample the small logits at full-res pixel centres within the box.
-            gx = ((np.arange(X0, X1) + 0.5) / fx - 0.5).astype(np.float32)
-            gy = ((np.arange(Y0, Y1) + 0.5) / fy - 0.5).astype(np.float32)
-            mx, my = np.meshgrid(gx, gy)
-            up = cv2.remap(np.where(mask, logits, -1.0).astype(np.float32), mx, my, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-            sel = (up > 0) & (labels[Y0:Y1, X0:X1] == 0) & roi[Y0:Y1, X0:X1]
+            # Resizing only the box keeps every temporary at the size of one segment's box, in bytes.
+            crop = np.where(mask[y0:y1, x0:x1], prob[y0:y1, x0:x1], 0).astype(np.uint8)
+            up = cv2.resize(crop, (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_LINEAR)
+            sel = (up > 127) & (labels[Y0:Y1, X0:X1] == 0) & roi[Y0:Y1, X0:X1]
             labels[Y0:Y1, X0:X1][sel] = k
         return labels
 

@@ -205,15 +205,19 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: SamplingConfig |
     prev = None
     if rng.random() < cfg.p_correction:
         prev = corrupt_mask(target, others, rng) & roi
+        corrected = prev
         for _ in range(int(rng.integers(1, cfg.max_extra_clicks + 1))):
             click = next_click(prev, target, valid & roi)
             if click is None:
                 break
             clicks.append(click)
+            corrected = prev
             # Pretend the click partly fixed its error region, so a later click lands elsewhere.
             x, y, positive = click
             fix = _random_blob((s, s), (x, y), max(3.0, np.sqrt(target.sum()) * 0.15), rng)
             prev = (prev | (fix & target)) if positive else (prev & ~(fix & ~target))
+        # As in the Segmenter, the net sees the mask that its last click corrects, not that mask already fixed.
+        prev = corrected
     pointer = encode_pointer(s, s, clicks, None if prev is None else prev.astype(np.float32))
     return {
         "image": normalize_image(image),

@@ -257,7 +257,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         ious.append(float(iou.mean()))
         bar.update(1)
         if rank == 0:

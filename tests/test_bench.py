@@ -1,0 +1,58 @@
+"""bench/bench_segmenter.py with tiny settings: the table, the JSON, and the memory probe in a fresh process."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_segmenter", ROOT / "bench" / "bench_segmenter.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_tiny_run_writes_table_and_json(tmp_path, capsys):
+    bench = _bench()
+    out = tmp_path / "bench.json"
+    assert bench.main(["--random-init", "--synthetic", "--images", "1", "--clicks", "2", "--threads", "1",
+                       "--no-peer-full", "--large", "400x300", "--large-clicks", "1", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "click latency p50 (ms)" in table and "net/grabcut" in table and "400x300" in table
+    r = json.loads(out.read_text())
+    assert r["image_size"] == [640, 480] and r["images_source"] == "synthetic" and r["threads"] == 1
+    for name in ("net", "grabcut"):
+        click = r["methods"][name]["click"]
+        assert click["n"] == 2 and 0 < click["p50"] <= click["p90"]
+    assert r["methods"]["net"]["segment_image"]["n"] == 1
+    assert r["methods"]["grabcut"]["segment_image"]["n"] == 0       # --no-peer-full
+    # The same clicks went to both methods.
+    im = r["per_image"][0]
+    assert len(im["clicks"]) == len(im["net_click_seconds"]) == len(im["grabcut_click_seconds"])
+    small, large = r["memory"]["small"], r["memory"]["large"]
+    assert small["size"] == [640, 480] and large["size"] == [400, 300]
+    for p in (small, large):
+        assert p["clicks"] == 1 and p["rss_growth_mb"] >= 0 and p["numpy_peak_mb"] > 0
+
+
+def test_bench_images_are_640x480_with_a_target():
+    bench = _bench()
+    images, source = bench.load_images(2, synthetic=True)
+    assert source == "synthetic" and len(images) == 2
+    for _, img, target, valid in images:
+        assert img.shape == (480, 640, 3) and img.dtype == np.uint8
+        assert target.shape == valid.shape == (480, 640) and target.sum() >= 100
+
+
+def test_cover_crop_keeps_aspect_and_size():
+    bench = _bench()
+    a = np.zeros((300, 1000), np.uint8)
+    a[:, 500:] = 1                                              # right half
+    out = bench._cover_crop(a, (640, 480), 0)
+    assert out.shape == (480, 640)
+    assert out[:, :300].max() == 0 and out[:, 340:].min() == 1  # centre crop keeps the split in the middle

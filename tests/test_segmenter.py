@@ -1,0 +1,337 @@
+"""The Segmenter inference API (model.Segmenter): input handling, ROI guarantee, determinism, segment_image,
+and loading weight files. Uses untrained nets (Segmenter.random_init), so no trained weights are needed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import model.segmenter as segmod
+from model import Segmenter, WeightsError
+from model.net import PointerSegNet
+from model.weights import save_weights
+from train.synthetic import SyntheticScenes
+
+# random_init(0) answers "everything" (so a mask == its ROI: the strictest ROI check); random_init(5) answers a
+# partial mask that corrections change (so chains and caching are really exercised).
+ALL_SEED, PARTIAL_SEED = 0, 5
+
+
+def make(seed: int) -> Segmenter:
+    """A small internal resolution keeps the tests fast on a busy CPU; the API is the same at any size."""
+    return Segmenter.random_init(seed, max_side=160, full_image_side=96)
+
+
+@pytest.fixture(scope="module")
+def seg() -> Segmenter:
+    return make(ALL_SEED)
+
+
+@pytest.fixture(scope="module")
+def seg_partial() -> Segmenter:
+    return make(PARTIAL_SEED)
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return SyntheticScenes(1, size=(120, 160), seed=1)[0].image
+
+
+# ---- shapes and input conversion ----
+
+@pytest.mark.parametrize("shape", [(1, 37), (41, 1), (5, 5), (33, 70)])
+def test_mask_shape_and_dtype_for_odd_sizes(seg: Segmenter, shape: tuple[int, int]) -> None:
+    h, w = shape
+    img = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pred = seg.predict(img, [(w // 2, h // 2, True)])
+    assert pred.mask.shape == (h, w) and pred.mask.dtype == bool
+    assert isinstance(pred.score, float) and 0.0 <= pred.score <= 1.0
+
+
+def test_large_image_mask_at_full_resolution() -> None:
+    seg = Segmenter.random_init(ALL_SEED)  # the default settings, as the annotator uses them
+    img = np.zeros((3000, 4000, 3), np.uint8)
+    img[:, 2000:] = 200
+    roi = np.zeros((3000, 4000), bool)
+    roi[1000:2500, 500:3900] = True
+    pred = seg.predict(img, [(3000.0, 1500.0, True)], roi=roi)
+    assert pred.mask.shape == (3000, 4000) and pred.mask.dtype == bool
+    assert pred.mask.any() and not (pred.mask & ~roi).any()
+
+
+def test_greyscale_and_rgba_are_converted(seg_partial: Segmenter, scene: np.ndarray) -> None:
+    grey = scene.mean(2).astype(np.uint8)
+    as_rgb_pred = seg_partial.predict(np.repeat(grey[..., None], 3, 2), [(80, 60, True)])
+    for img in (grey, grey[..., None]):
+        pred = seg_partial.predict(img, [(80, 60, True)])
+        np.testing.assert_array_equal(pred.mask, as_rgb_pred.mask)
+        assert pred.score == as_rgb_pred.score
+    rgba = np.concatenate([scene, np.full(scene.shape[:2] + (1,), 7, np.uint8)], 2)
+    np.testing.assert_array_equal(seg_partial.predict(rgba, [(80, 60, True)]).mask,
+                                  seg_partial.predict(scene, [(80, 60, True)]).mask)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (np.zeros((20, 20, 3), np.float32), "uint8"),
+    (np.zeros((0, 0, 3), np.uint8), "empty"),
+    (np.zeros((20, 0), np.uint8), "empty"),
+    (np.zeros((20, 20, 2), np.uint8), "shape"),
+    (np.zeros((20, 20, 5), np.uint8), "shape"),
+    (np.zeros((2, 20, 20, 3), np.uint8), "shape"),
+])
+def test_bad_images_rejected_with_clear_error(seg: Segmenter, bad: np.ndarray, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        seg.predict(bad, [(0, 0, True)])
+    with pytest.raises(ValueError, match=words):
+        seg.segment_image(bad)
+
+
+@pytest.mark.parametrize("click", [(-1, 5), (5, -0.5), (160, 5), (5, 120), (1e9, 1e9)])
+def test_click_outside_image_rejected(seg: Segmenter, scene: np.ndarray, click) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        seg.predict(scene, [(click[0], click[1], True)])
+    with pytest.raises(ValueError, match="outside"):  # a later correction click too
+        seg.predict(scene, [(10, 10, True), (click[0], click[1], False)])
+
+
+def test_other_bad_arguments(seg: Segmenter, scene: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="click"):
+        seg.predict(scene, [])
+    with pytest.raises(ValueError, match="positive"):
+        seg.predict(scene, [(10, 10, False)])
+    with pytest.raises(ValueError, match="roi"):
+        seg.predict(scene, [(10, 10, True)], roi=np.ones((10, 10), bool))
+
+
+# ---- the ROI guarantee ----
+
+@pytest.mark.parametrize("seed", [ALL_SEED, PARTIAL_SEED])
+def test_mask_never_outside_roi(seed: int, scene: np.ndarray) -> None:
+    seg = make(seed)
+    rng = np.random.default_rng(seed)
+    h, w = scene.shape[:2]
+    nonempty = 0
+    for trial in range(4):
+        roi = np.zeros((h, w), bool)
+        for _ in range(3):  # a union of random boxes: holes and several parts, like a real unlabelled region
+            x0, y0 = rng.integers(0, w - 20), rng.integers(0, h - 20)
+            roi[y0:y0 + rng.integers(10, 90), x0:x0 + rng.integers(10, 120)] = True
+        roi &= rng.random((h, w)) > 0.02  # scattered labelled pixels inside it
+        ys, xs = np.nonzero(roi)
+        j = rng.integers(len(xs))
+        clicks = [(int(xs[j]), int(ys[j]), True)]
+        for _ in range(3):
+            clicks.append((int(rng.integers(w)), int(rng.integers(h)), bool(rng.random() < 0.5)))
+        for k in range(1, len(clicks) + 1):
+            pred = seg.predict(scene, clicks[:k], roi=roi)
+            assert not (pred.mask & ~roi).any(), (trial, k)
+            nonempty += bool(pred.mask.any())
+    assert nonempty > 0  # the check above looked at real masks
+    labels = seg.segment_image(scene[:48, :60], roi=roi[:48, :60])
+    assert labels.any() or seed != ALL_SEED
+    assert not labels[~roi[:48, :60]].any()
+
+
+def test_first_click_outside_roi_gives_empty_mask(seg: Segmenter, scene: np.ndarray) -> None:
+    roi = np.zeros(scene.shape[:2], bool)
+    roi[:, 80:] = True
+    pred = seg.predict(scene, [(20, 60, True), (100, 60, True)], roi=roi)
+    assert pred.mask.shape == roi.shape and not pred.mask.any()
+    assert seg.predict(scene, [(100, 60, True)], roi=roi).mask.any()  # the same net inside the ROI finds pixels
+
+
+def test_roi_change_in_thin_stroke_is_respected(seg: Segmenter) -> None:
+    """Labelling a one-pixel-wide segment changes the ROI only slightly; the next answer must still avoid it
+    (a cached answer for the old ROI would not)."""
+    img = SyntheticScenes(1, size=(512, 512), seed=2)[0].image
+    roi = np.ones((512, 512), bool)
+    before = seg.predict(img, [(300, 300, True)], roi=roi)
+    assert before.mask[:, 101].all()
+    roi2 = roi.copy()
+    roi2[:, 101] = False
+    after = seg.predict(img, [(300, 300, True)], roi=roi2)
+    assert not after.mask[:, 101].any()
+
+
+# ---- determinism and the correction chain ----
+
+def test_deterministic_across_calls_and_instances(scene: np.ndarray) -> None:
+    clicks = [(80, 60, True), (20, 100, False), (140, 15, True)]
+    roi = np.ones(scene.shape[:2], bool)
+    roi[:10] = False
+    a = make(PARTIAL_SEED)
+    first = a.predict(scene, clicks, roi)
+    again = a.predict(scene, clicks, roi)
+    fresh = make(PARTIAL_SEED).predict(scene.copy(), list(clicks), roi.copy())
+    for p in (again, fresh):
+        np.testing.assert_array_equal(p.mask, first.mask)
+        assert p.score == first.score
+    other = make(PARTIAL_SEED + 1).predict(scene, clicks, roi)
+    assert other.score != first.score  # a different net gives a different answer: the comparison can fail
+
+
+def test_cached_chain_equals_uncached(scene: np.ndarray) -> None:
+    clicks = [(80, 60, True), (20, 100, False), (140, 15, True)]
+    chained = make(PARTIAL_SEED)
+    step_preds = [chained.predict(scene, clicks[:k]) for k in range(1, 4)]
+    for k in range(1, 4):
+        direct = make(PARTIAL_SEED).predict(scene, clicks[:k])
+        np.testing.assert_array_equal(step_preds[k - 1].mask, direct.mask)
+        assert step_preds[k - 1].score == direct.score
+    # A correction click changes the answer (the chain is not a no-op) ...
+    assert not np.array_equal(step_preds[0].mask, step_preds[1].mask)
+    # ... and going back to fewer clicks gives the first answer again, not the cached longer chain.
+    np.testing.assert_array_equal(chained.predict(scene, clicks[:1]).mask, step_preds[0].mask)
+
+
+def test_returned_mask_is_a_copy(seg_partial: Segmenter, scene: np.ndarray) -> None:
+    p = seg_partial.predict(scene, [(80, 60, True)])
+    expected = p.mask.copy()
+    p.mask[:] = ~p.mask  # a caller drawing on its mask must not change the next answer
+    np.testing.assert_array_equal(seg_partial.predict(scene, [(80, 60, True)]).mask, expected)
+
+
+def test_new_image_of_same_size_is_not_mistaken_for_the_last(seg_partial: Segmenter) -> None:
+    """An image that differs from the last one only in its green and blue channels is a different image."""
+    a = SyntheticScenes(1, size=(256, 256), seed=4)[0].image
+    b = a.copy()
+    b[..., 1:] = 255 - b[..., 1:]
+    seg_partial.predict(a, [(128, 128, True)])
+    on_b = seg_partial.predict(b, [(128, 128, True)])
+    fresh_b = make(PARTIAL_SEED).predict(b, [(128, 128, True)])
+    np.testing.assert_array_equal(on_b.mask, fresh_b.mask)
+    assert on_b.score == fresh_b.score
+
+
+# ---- segment_image ----
+
+def test_segment_image_label_map(seg_partial: Segmenter) -> None:
+    img = SyntheticScenes(1, size=(48, 60), seed=1)[0].image
+    roi = np.ones((48, 60), bool)
+    roi[:, :12] = False
+    fractions = []
+    labels = seg_partial.segment_image(img, roi=roi, progress=lambda f: fractions.append(f))
+    assert labels.shape == (48, 60) and labels.dtype == np.int32
+    assert labels.min() >= 0 and labels.max() >= 1
+    assert not labels[~roi].any()
+    assert fractions and fractions[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in fractions) and fractions == sorted(fractions)
+
+
+def test_segment_image_time_is_bounded_on_fragmented_roi(seg_partial: Segmenter, scene: np.ndarray) -> None:
+    """A ROI full of small holes (salt noise) leaves no large interior; misses must not go on for ever."""
+    roi = np.random.default_rng(3).random(scene.shape[:2]) > 0.1
+    calls: list[float] = []
+    labels = seg_partial.segment_image(scene, roi=roi, progress=lambda f: calls.append(f), max_segments=5)
+    assert len(calls) <= 3 * 5 + 1  # one call per net run, plus the final 1.0
+    assert calls[-1] == 1.0 and not labels[~roi].any()
+
+
+@pytest.mark.parametrize("shape", [(1, 90), (90, 1), (5, 5)])
+def test_segment_image_odd_sizes(seg: Segmenter, shape: tuple[int, int]) -> None:
+    img = np.random.default_rng(1).integers(0, 256, shape + (3,), dtype=np.uint8)
+    labels = seg.segment_image(img)
+    assert labels.shape == shape and labels.dtype == np.int32 and labels.min() >= 0
+
+
+def test_segment_image_cancel(seg_partial: Segmenter) -> None:
+    img = SyntheticScenes(1, size=(48, 60), seed=1)[0].image
+    full_calls: list[float] = []
+    full = seg_partial.segment_image(img, progress=lambda f: full_calls.append(f))
+    assert len(full_calls) > 3
+
+    calls: list[float] = []
+
+    def cancel_after_two(f: float) -> bool:
+        calls.append(f)
+        return len(calls) < 2
+
+    part = seg_partial.segment_image(img, progress=cancel_after_two)
+    assert len(calls) == 2 < len(full_calls)
+    assert part.shape == (48, 60) and part.dtype == np.int32 and part.min() >= 0
+    # What was found before cancelling is the start of the full run: the same segments, never more.
+    assert part.max() <= full.max()
+    for k in range(1, part.max() + 1):
+        np.testing.assert_array_equal(part == k, full == k)
+
+
+# ---- weights files ----
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory) -> Path:
+    import torch
+
+    torch.manual_seed(PARTIAL_SEED + 1)
+    path = tmp_path_factory.mktemp("w") / "net.safetensors"
+    save_weights(PointerSegNet(pretrained_backbone=False), path, {"note": "test"})
+    return path
+
+
+def _bad_files(tmp: Path, good: Path) -> dict[str, Path]:
+    from safetensors.torch import save_file
+    import torch
+
+    data = good.read_bytes()
+    files = {"missing": tmp / "nothing_here.safetensors"}
+    files["truncated"] = tmp / "truncated.safetensors"
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["garbage"] = tmp / "garbage.safetensors"
+    files["garbage"].write_text("this is a text file, not weights\n" * 20)
+    files["empty"] = tmp / "empty.safetensors"
+    files["empty"].write_bytes(b"")
+    files["other_tensors"] = tmp / "other_tensors.safetensors"
+    save_file({"conv.weight": torch.zeros(4, 3, 3, 3)}, str(files["other_tensors"]))
+    files["other_tensors_same_arch"] = tmp / "other_tensors_same_arch.safetensors"
+    save_file({"conv.weight": torch.zeros(4, 3, 3, 3)}, str(files["other_tensors_same_arch"]),
+              metadata={"arch": "pointer-roi-efficientnet-lite0-v1"})
+    files["wrong_shape"] = tmp / "wrong_shape.safetensors"
+    save_weights(PointerSegNet(pretrained_backbone=False, decoder_channels=32), files["wrong_shape"])
+    return files
+
+
+def test_bad_weight_files_give_weights_error_naming_the_file(tmp_path: Path, weights_file: Path) -> None:
+    seg = make(ALL_SEED)
+    img = np.zeros((32, 32, 3), np.uint8)
+    before = seg.predict(img, [(5, 5, True)])
+    for what, path in _bad_files(tmp_path, weights_file).items():
+        with pytest.raises(WeightsError) as exc:
+            Segmenter.from_pretrained(path)
+        assert str(path) in str(exc.value), what
+        assert isinstance(exc.value, ValueError)
+        with pytest.raises(WeightsError, match=path.name):
+            seg.load_weights(path)
+        # A failed swap leaves the running Segmenter as it was.
+        after = seg.predict(img, [(5, 5, True)])
+        np.testing.assert_array_equal(after.mask, before.mask)
+        assert after.score == before.score
+
+
+def test_no_bundled_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(segmod, "BUNDLED_WEIGHTS", tmp_path / "absent.safetensors")
+    with pytest.raises(WeightsError, match="no trained weights"):
+        Segmenter.from_pretrained()
+
+
+def test_bundled_weights_load(monkeypatch: pytest.MonkeyPatch, weights_file: Path, scene: np.ndarray) -> None:
+    monkeypatch.setattr(segmod, "BUNDLED_WEIGHTS", weights_file)
+    seg = Segmenter.from_pretrained(device="cpu", max_side=160, full_image_side=96)
+    assert seg.device == "cpu"
+    explicit = Segmenter.from_pretrained(weights_file, device="cpu", max_side=160, full_image_side=96)
+    a, b = seg.predict(scene, [(80, 60, True)]), explicit.predict(scene, [(80, 60, True)])
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert a.score == b.score
+    assert a.score != make(ALL_SEED).predict(scene, [(80, 60, True)]).score
+
+
+def test_load_weights_swaps_the_net(weights_file: Path, scene: np.ndarray) -> None:
+    seg = make(PARTIAL_SEED)
+    clicks = [(80, 60, True)]
+    before = seg.predict(scene, clicks)
+    seg.load_weights(weights_file)
+    after = seg.predict(scene, clicks)
+    loaded = Segmenter.from_pretrained(weights_file, device="cpu", max_side=160, full_image_side=96)
+    reference = loaded.predict(scene, clicks)
+    assert after.score != before.score
+    assert after.score == reference.score
+    np.testing.assert_array_equal(after.mask, reference.mask)

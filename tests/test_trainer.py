@@ -1,0 +1,176 @@
+"""The trainer (train.trainer.train and `python -m train`): it learns, resumes, stops on request, runs from the
+command line and under torchrun with two CPU processes. Tiny crops and step counts keep this fast."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import IterableDataset
+
+import train.trainer as trainer
+from model import Segmenter
+from model.net import PointerSegNet
+from model.weights import load_weights
+from train.__main__ import parse_args
+from train.trainer import TrainConfig, train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cfg(out: Path, **kw) -> TrainConfig:
+    base = dict(sources=["synthetic:8"], out=str(out), steps=3, batch_size=2, crop=64, lr=1e-3, warmup=1,
+                val_every=1000, val_examples=2, ckpt_every=1, log_every=1, workers=0, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _log(out: Path) -> list[dict]:
+    with open(out / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def test_training_lowers_the_loss_on_a_fixed_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overfitting a fixed batch is the smallest proof that loss, gradients and optimizer work together."""
+
+    class FixedExamples(IterableDataset):
+        """The same 4 examples, drawn from the configured sources by the real sampler, over and over."""
+
+        def __init__(self, sources, cfg, seed):
+            self.examples = trainer.fixed_examples([(r, full) for r, _, full in sources], cfg, 4, seed=7)
+            assert len(self.examples) == 4
+
+        def __iter__(self):
+            while True:
+                yield from self.examples
+
+    monkeypatch.setattr(trainer, "MixedExamples", FixedExamples)
+    out = tmp_path / "run"
+    summary = train(_cfg(out, steps=30, batch_size=4, ckpt_every=1000))
+    assert summary["steps"] == 30 and not summary["stopped"]
+    rows = _log(out)
+    assert [int(r["step"]) for r in rows] == list(range(1, 31))
+    losses = np.array([float(r["loss"]) for r in rows])
+    ious = np.array([float(r["train_iou"]) for r in rows])
+    assert np.isfinite(losses).all()
+    assert losses[-3:].mean() < 0.8 * losses[:3].mean(), losses
+    assert ious[-3:].mean() > ious[:3].mean()
+    assert 0.0 <= float(rows[-1]["val_iou"]) <= 1.0  # validated at the last step
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_cfg(out, steps=3))
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 3
+    assert json.loads((out / "config.json").read_text())["steps"] == 3
+
+    # Resuming at the end trains nothing: the weights written are exactly the checkpoint's (not a fresh net).
+    summary = train(_cfg(out, steps=3, resume=True))
+    assert summary["steps"] == 3
+    state, info = load_weights(out / "weights.safetensors")
+    assert info["steps"] == 3
+    for k, v in ckpt["net"].items():
+        assert torch.equal(state[k], v), k
+
+    summary = train(_cfg(out, steps=5, resume=True))
+    assert summary["steps"] == 5
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
+    rows = _log(out)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]  # appended, one header
+    assert (out / "log.csv").read_text().count("step,loss") == 1
+    state5, info5 = load_weights(out / "weights.safetensors")
+    assert info5["steps"] == 5 and info5["sources"] == ["synthetic:8"]
+    assert any(not torch.equal(state5[k], v) for k, v in ckpt["net"].items())  # it trained on
+    seg = Segmenter.from_pretrained(out / "weights.safetensors", device="cpu", max_side=96)
+    pred = seg.predict(np.zeros((40, 50, 3), np.uint8), [(10, 10, True)])
+    assert pred.mask.shape == (40, 50)
+
+    # Without --resume the run starts over and the log is rewritten.
+    train(_cfg(out, steps=2))
+    assert [int(r["step"]) for r in _log(out)] == [1, 2]
+
+
+def test_init_weights_and_stop_file(tmp_path: Path) -> None:
+    init = tmp_path / "init.safetensors"
+    torch.manual_seed(3)
+    from model.weights import save_weights
+
+    save_weights(PointerSegNet(pretrained_backbone=False), init)
+    stop = tmp_path / "STOP"
+    stop.write_text("")
+    out = tmp_path / "run"
+    summary = train(_cfg(out, steps=50, init_weights=str(init), ckpt_every=1000), stop_file=str(stop))
+    assert summary["stopped"] and summary["steps"] == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1  # saved on stop
+    state, info = load_weights(out / "weights.safetensors")
+    assert info["steps"] == 1
+    init_state, _ = load_weights(init)
+    # One small step from the given weights: close to them, far from any other start.
+    k = "head.weight"
+    assert not torch.equal(state[k], init_state[k])
+    assert (state[k] - init_state[k]).abs().max() < 0.01
+
+
+def test_parse_args_config_and_flags(tmp_path: Path) -> None:
+    conf = tmp_path / "c.json"
+    conf.write_text(json.dumps({"sources": ["synthetic:10"], "steps": 7, "lr": 0.01, "crop": 96}))
+    cfg = parse_args(["--config", str(conf), "--steps", "9", "--resume", "--init-weights", "w.safetensors"])
+    assert cfg.sources == ["synthetic:10"] and cfg.steps == 9 and cfg.lr == 0.01 and cfg.crop == 96
+    assert cfg.resume is True and cfg.init_weights == "w.safetensors"
+    cfg = parse_args(["--sources", "masks:a", "coco:b.json:2", "--val-fraction", "0.2"])
+    assert cfg.sources == ["masks:a", "coco:b.json:2"] and cfg.val_fraction == 0.2 and cfg.resume is False
+    with pytest.raises(SystemExit):
+        parse_args(["--steps", "3"])  # no data
+
+
+def test_unknown_source_kind() -> None:
+    with pytest.raises(ValueError, match="unknown data source kind 'pascal'"):
+        trainer.open_source("pascal:/data")
+
+
+def test_cli(tmp_path: Path) -> None:
+    out = tmp_path / "cli_run"
+    r = subprocess.run([sys.executable, "-m", "train", "--sources", "synthetic:4", "--steps", "2", "--crop", "64",
+                        "--batch-size", "2", "--workers", "0", "--val-examples", "2", "--log-every", "1",
+                        "--out", str(out)], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["stopped"] is False
+    assert [int(row["step"]) for row in _log(out)] == [1, 2]
+    assert load_weights(out / "weights.safetensors")[1]["steps"] == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
+    out = tmp_path / "ddp_run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           "-m", "train", "--sources", "synthetic:6", "--steps", "3", "--crop", "64", "--batch-size", "2",
+           "--workers", "0", "--val-examples", "2", "--log-every", "1", "--out", str(out)]
+    r = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summaries = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 2 and all(s["steps"] == 3 for s in summaries)  # both ranks finished
+    assert [int(row["step"]) for row in _log(out)] == [1, 2, 3]  # only rank 0 writes the log
+    state, info = load_weights(out / "weights.safetensors")
+    assert info["steps"] == 3
+    assert not any(k.startswith("module.") for k in state)  # the plain net, not the DDP wrapper

@@ -1,0 +1,530 @@
+"""Evaluation of the net (and optionally OpenCV GrabCut as a peer) on labelled data.
+
+    python -m train.evaluate MODE --data SPEC [--weights PATH | --random-init] [--peer grabcut] [--limit N]
+                             [--json OUT.json] [--max-clicks 20] [--threads 2] [--seed 0]
+
+SPEC is a data source as the trainer names them: `masks:DIR` (DIR/images + DIR/masks, 0 / 255, 128 = ignore;
+GrabCut, COCO-MVal), `semantic:DIR` (CamVid-style class maps), `coco:JSON` (COCO panoptic), `synthetic:N`.
+
+Modes:
+  single  the seed's single-segment evaluation: one random pointer inside each ground-truth segment (seeded),
+          mean IoU of the predicted segment.
+  clicks  the standard interactive protocol (RITM / f-BRS): first click at the interior-most point of the
+          object, each next click at the interior-most point of the larger error region (missed -> positive,
+          wrong -> negative), up to --max-clicks; NoC@85, NoC@90, IoU@1, failures, mean IoU per click count.
+  full    the seed's full-image sequential segmentation (Segmenter.segment_image) against full label maps:
+          class-agnostic panoptic quality (PQ, SQ, RQ) and mean best IoU per ground-truth segment.
+
+Ignore pixels (mask value 128, void, crowd) count in no metric and attract no click. On label-map data the
+`single` and `clicks` modes run per segment: up to --max-segments-per-image segments of at least 1% of the
+image, largest first. Every method gets its clicks from its own errors, in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from .sample import DataError, Sample
+from .sampling import next_click
+
+MODES = ("single", "clicks", "full")
+THRESHOLDS = (0.85, 0.90)
+
+
+# ---------------------------------------------------------------- metrics
+
+def mask_iou(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """IoU of two HxW bool masks over the `valid` pixels; 1.0 when both are empty there."""
+    if valid is not None:
+        pred, target = pred & valid, target & valid
+    union = int(np.count_nonzero(pred | target))
+    if union == 0:
+        return 1.0
+    return int(np.count_nonzero(pred & target)) / union
+
+
+def number_of_clicks(ious: Sequence[float], threshold: float, max_clicks: int) -> int:
+    """NoC: the first click count (1-based) whose IoU reaches `threshold`; `max_clicks` if none does."""
+    for k, v in enumerate(ious[:max_clicks], 1):
+        if v >= threshold:
+            return k
+    return max_clicks
+
+
+def pq_from_counts(iou_sum: float, tp: int, fp: int, fn: int) -> dict:
+    """PQ, SQ, RQ from matched-IoU sum and counts (COCO definition); nan where nothing to count."""
+    denom = tp + 0.5 * fp + 0.5 * fn
+    if denom == 0:
+        return {"pq": float("nan"), "sq": float("nan"), "rq": float("nan")}
+    sq = iou_sum / tp if tp else 0.0
+    rq = tp / denom
+    return {"pq": iou_sum / denom, "sq": sq, "rq": rq}
+
+
+def panoptic_quality(pred_labels: np.ndarray, gt_segments: Sequence[np.ndarray], ignore: np.ndarray) -> dict:
+    """Class-agnostic panoptic quality of one image, as in COCO's pq_compute with a single category.
+
+    pred_labels: HxW int, 0 = unassigned, k > 0 = predicted segment k. gt_segments: disjoint HxW bool masks.
+    ignore: HxW bool void pixels: they count in no union, and a predicted segment more than half void is no FP.
+    A match is a (gt, pred) pair with IoU > 0.5 (unique by construction). Also returns each ground-truth
+    segment's best IoU with any predicted segment.
+    """
+    h, w = ignore.shape
+    n_gt = len(gt_segments)
+    void_id = n_gt + 1
+    gt = np.zeros((h, w), np.int64)
+    for k, m in enumerate(gt_segments, 1):
+        gt[m & ~ignore] = k
+    gt[ignore] = void_id
+    pred_ids, pred_inv = np.unique(pred_labels, return_inverse=True)
+    pred_inv = pred_inv.reshape(h, w)
+    n_pred_all = len(pred_ids)
+    # Joint histogram: inter[g, p] = pixels with gt id g and the p-th predicted id.
+    inter = np.bincount((gt * n_pred_all + pred_inv).ravel(), minlength=(n_gt + 2) * n_pred_all)
+    inter = inter.reshape(n_gt + 2, n_pred_all).astype(np.float64)
+    gt_area = inter[1:n_gt + 1].sum(1)  # each gt segment's area (void excluded), unassigned pixels included
+    keep = pred_ids > 0
+    inter = inter[:, keep]
+    pred_area = inter.sum(0)
+    void_in_pred = inter[void_id]
+    gi = inter[1:n_gt + 1]              # n_gt x n_pred
+    union = gt_area[:, None] + pred_area[None, :] - gi - void_in_pred[None, :]
+    iou = np.where(union > 0, gi / np.maximum(union, 1), 0.0)
+    matched = iou > 0.5
+    tp = int(matched.sum())
+    iou_sum = float(iou[matched].sum())
+    fn = int(n_gt - matched.any(1).sum())
+    pred_matched = matched.any(0)
+    mostly_void = void_in_pred > 0.5 * pred_area
+    fp = int((~pred_matched & ~mostly_void).sum())
+    best = iou.max(1) if iou.shape[1] else np.zeros(n_gt)
+    out = {"tp": tp, "fp": fp, "fn": fn, "iou_sum": iou_sum, "n_pred": int(keep.sum()), "n_gt": n_gt,
+           "best_ious": [float(b) for b in best],
+           "mean_best_iou": float(best.mean()) if n_gt else float("nan")}
+    out.update(pq_from_counts(iou_sum, tp, fp, fn))
+    return out
+
+
+# ---------------------------------------------------------------- methods
+
+class NetMethod:
+    """The net through the public Segmenter API, as the annotator calls it."""
+
+    name = "net"
+
+    def __init__(self, segmenter):
+        self.segmenter = segmenter
+
+    def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
+        # roi=None: the whole image, as the benchmark protocol has it. The Segmenter caches the chain, so the
+        # growing click list costs one net run per new click.
+        return self.segmenter.predict(image, list(clicks), roi=None).mask
+
+    def segment_image(self, image: np.ndarray) -> np.ndarray:
+        return self.segmenter.segment_image(image)
+
+
+class GrabCutMethod:
+    """train.peers.GrabCutPeer with the evaluator's method interface."""
+
+    name = "grabcut"
+
+    def __init__(self, full_image_side: int = 384):
+        from .peers import GrabCutPeer
+
+        self.peer = GrabCutPeer()
+        self.full_image_side = full_image_side
+
+    def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
+        return self.peer.predict(image, list(clicks), roi=None)
+
+    def segment_image(self, image: np.ndarray) -> np.ndarray:
+        return self.peer.segment_image(image, side=self.full_image_side)
+
+
+# ---------------------------------------------------------------- protocol
+
+def run_click_protocol(predict: Callable[[np.ndarray, list], np.ndarray], image: np.ndarray, target: np.ndarray,
+                       valid: np.ndarray, max_clicks: int) -> dict:
+    """The standard click protocol for one object and one method: each click from the method's own errors
+    (train.sampling.next_click), IoU over valid pixels after every click. If a mask is perfect, later click
+    counts keep its IoU (there is nothing left to click)."""
+    clicks: list[tuple[int, int, bool]] = []
+    ious: list[float] = []
+    seconds: list[float] = []
+    pred = np.zeros_like(target, dtype=bool)
+    for k in range(max_clicks):
+        click = next_click(pred, target, valid)
+        if click is None:
+            ious.extend([ious[-1] if ious else 1.0] * (max_clicks - k))
+            break
+        clicks.append(click)
+        t0 = time.perf_counter()
+        pred = np.asarray(predict(image, list(clicks)), bool)
+        seconds.append(time.perf_counter() - t0)
+        ious.append(mask_iou(pred, target, valid))
+    out = {"clicks": [list(c) for c in clicks], "ious": ious, "seconds": seconds}
+    for thr in THRESHOLDS:
+        out[f"noc{round(thr * 100)}"] = number_of_clicks(ious, thr, max_clicks)
+    return out
+
+
+def select_segments(sample: Sample, fully_labelled: bool, max_segments: int, min_fraction: float = 0.01
+                    ) -> list[int]:
+    """Indices of the segments to evaluate: every object of a one-object-per-file data set; on label maps up
+    to `max_segments` segments of at least `min_fraction` of the image (ignore pixels not counted), largest
+    first."""
+    valid = ~sample.ignore
+    areas = [int(np.count_nonzero(m & valid)) for m in sample.segments]
+    if not fully_labelled:
+        return [k for k, a in enumerate(areas) if a > 0]
+    min_area = min_fraction * sample.ignore.size
+    order = sorted((k for k, a in enumerate(areas) if a >= min_area and a > 0), key=lambda k: -areas[k])
+    return order[:max_segments]
+
+
+# ---------------------------------------------------------------- modes
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def eval_single(sample: Sample, fully_labelled: bool, methods: list, rng: np.random.Generator, args) -> dict:
+    """One random pointer inside each selected segment; every method gets the same pointer."""
+    valid = ~sample.ignore
+    objects = []
+    for k in select_segments(sample, fully_labelled, args.max_segments_per_image):
+        target = sample.segments[k]
+        ys, xs = np.nonzero(target & valid)
+        j = int(rng.integers(len(xs)))
+        click = (int(xs[j]), int(ys[j]), True)
+        rec = {"segment": k, "area": int(len(xs)), "click": list(click)}
+        for m in methods:
+            t0 = time.perf_counter()
+            pred = np.asarray(m.predict(sample.image, [click]), bool)
+            rec[m.name] = {"iou": mask_iou(pred, target, valid), "seconds": time.perf_counter() - t0}
+        objects.append(rec)
+    return {"objects": objects}
+
+
+def eval_clicks(sample: Sample, fully_labelled: bool, methods: list, rng: np.random.Generator, args) -> dict:
+    valid = ~sample.ignore
+    objects = []
+    for k in select_segments(sample, fully_labelled, args.max_segments_per_image):
+        target = sample.segments[k]
+        rec = {"segment": k, "area": int(np.count_nonzero(target & valid))}
+        for m in methods:
+            rec[m.name] = run_click_protocol(m.predict, sample.image, target, valid, args.max_clicks)
+        objects.append(rec)
+    return {"objects": objects}
+
+
+def eval_full(sample: Sample, fully_labelled: bool, methods: list, rng: np.random.Generator, args) -> dict:
+    rec = {"n_gt": len(sample.segments)}
+    for m in methods:
+        t0 = time.perf_counter()
+        labels = m.segment_image(sample.image)
+        seconds = time.perf_counter() - t0
+        r = panoptic_quality(labels, sample.segments, sample.ignore)
+        r["seconds"] = seconds
+        rec[m.name] = r
+    return rec
+
+
+def summarize(mode: str, per_image: list[dict], names: list[str], max_clicks: int) -> dict:
+    """Per-method summary numbers over all evaluated images."""
+    out = {}
+    for name in names:
+        if mode == "full":
+            recs = [im[name] for im in per_image]
+            tp, fp, fn = (sum(r[k] for r in recs) for k in ("tp", "fp", "fn"))
+            iou_sum = sum(r["iou_sum"] for r in recs)
+            s = pq_from_counts(iou_sum, tp, fp, fn)  # dataset-level, as COCO accumulates over images
+            s.update({"tp": tp, "fp": fp, "fn": fn,
+                      "mean_best_iou": _mean([b for r in recs for b in r["best_ious"]]),
+                      "mean_image_pq": _mean([r["pq"] for r in recs]),
+                      "seconds_per_image": _mean([r["seconds"] for r in recs]),
+                      "n_images": len(recs)})
+            out[name] = s
+            continue
+        objs = [o[name] for im in per_image for o in im["objects"]]
+        per_image_seconds = [sum(o[name]["seconds"] if mode == "single" else sum(o[name]["seconds"])
+                                 for o in im["objects"]) for im in per_image if im["objects"]]
+        if mode == "single":
+            secs = [o["seconds"] for o in objs]
+            out[name] = {"miou": _mean([o["iou"] for o in objs]), "n_objects": len(objs),
+                         "seconds_per_click": _mean(secs), "seconds_per_image": _mean(per_image_seconds)}
+            continue
+        curves = np.array([o["ious"] for o in objs], np.float64).reshape(len(objs), max_clicks)
+        secs = [s for o in objs for s in o["seconds"]]
+        s = {"n_objects": len(objs),
+             "noc85": _mean([o["noc85"] for o in objs]),
+             "noc90": _mean([o["noc90"] for o in objs]),
+             "iou_at_1": float(curves[:, 0].mean()) if len(objs) else float("nan"),
+             "fails_at_85": int(sum(max(o["ious"]) < 0.85 for o in objs)),
+             "fails_at_90": int(sum(max(o["ious"]) < 0.90 for o in objs)),
+             "miou_per_click": [float(v) for v in curves.mean(0)] if len(objs) else [],
+             "seconds_per_click": _mean(secs),
+             "n_clicks": len(secs),
+             "seconds_per_image": _mean(per_image_seconds)}
+        out[name] = s
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+COLUMNS = {
+    "single": [("mIoU", "miou", "{:.3f}"), ("s/click", "seconds_per_click", "{:.3f}"),
+               ("s/image", "seconds_per_image", "{:.2f}")],
+    "clicks": [("NoC@85", "noc85", "{:.2f}"), ("NoC@90", "noc90", "{:.2f}"), ("IoU@1", "iou_at_1", "{:.3f}"),
+               ("fails@90", "fails_at_90", "{:d}"), ("s/click", "seconds_per_click", "{:.3f}"),
+               ("s/image", "seconds_per_image", "{:.2f}")],
+    "full": [("PQ", "pq", "{:.3f}"), ("SQ", "sq", "{:.3f}"), ("RQ", "rq", "{:.3f}"),
+             ("mBestIoU", "mean_best_iou", "{:.3f}"), ("TP", "tp", "{:d}"), ("FP", "fp", "{:d}"),
+             ("FN", "fn", "{:d}"), ("s/image", "seconds_per_image", "{:.2f}")],
+}
+
+
+def _fmt(fmt: str, v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "n/a"
+    return fmt.format(v)
+
+
+def ratios(summary: dict, mode: str, net: str = "net", peer: str | None = None) -> dict:
+    """net / peer for every table column (lower is better for NoC, fails, seconds; higher for IoU, PQ)."""
+    if peer is None or peer not in summary or net not in summary:
+        return {}
+    out = {}
+    for _, key, _ in COLUMNS[mode]:
+        if key in ("tp", "fp", "fn"):
+            continue  # counts: a ratio says nothing
+        a, b = summary[net].get(key), summary[peer].get(key)
+        ok = a is not None and b is not None and not np.isnan(float(a)) and not np.isnan(float(b)) and b != 0
+        out[key] = float(a) / float(b) if ok else None
+    return out
+
+
+def format_table(result: dict) -> str:
+    mode = result["mode"]
+    cols = COLUMNS[mode]
+    lines = [f"mode {mode}  data {result['data']['spec']}  images {result['n_images']}"
+             + (f"  objects {result['n_objects']}" if mode != "full" else "")
+             + (f"  skipped {len(result['skipped'])}" if result["skipped"] else "")
+             + f"  weights {result['weights']['name']}"]
+    header = f"{'method':<22}" + "".join(f"{c[0]:>10}" for c in cols)
+    lines.append(header)
+    for name, s in result["methods"].items():
+        lines.append(f"{name:<22}" + "".join(f"{_fmt(fmt, s.get(key)):>10}" for _, key, fmt in cols))
+    if result.get("peer_note"):
+        lines.append(result["peer_note"])
+    if result["ratio"]:
+        name = f"ratio(net/{result['settings']['peer']})"
+        lines.append(f"{name:<22}" + "".join(
+            f"{_fmt('{:.2f}', result['ratio'].get(key)) if key in result['ratio'] else '':>10}"
+            for _, key, _ in cols))
+    if mode == "clicks":
+        mc = result["settings"]["max_clicks"]
+        ks = sorted({k for k in (1, 2, 3, 5, 10, 15, 20) if k <= mc} | {mc})
+        lines.append("mean IoU after k clicks: " + "  ".join(f"k={k}" for k in ks))
+        for name, s in result["methods"].items():
+            curve = s["miou_per_click"]
+            lines.append(f"  {name:<20}" + "  ".join(_fmt("{:.3f}", curve[k - 1] if curve else None) for k in ks))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- setup
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None):
+    """(Segmenter, description for the report). weights: a .safetensors file (default: the bundled one) or a
+    trainer checkpoint .pt (its "net" state), so a run in progress can be measured."""
+    from model import Segmenter, WeightsError
+    from model.segmenter import BUNDLED_WEIGHTS
+
+    if random_init:
+        return Segmenter.random_init(seed=seed, device=device or "cpu"), {"name": f"random-init(seed={seed})",
+                                                                           "path": None, "random_init": True}
+    path = Path(weights) if weights else BUNDLED_WEIGHTS
+    if path.suffix == ".pt":
+        import torch
+
+        from model.net import PointerSegNet
+
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        try:
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+            net = PointerSegNet(pretrained_backbone=False)
+            net.load_state_dict(ckpt["net"] if isinstance(ckpt, dict) and "net" in ckpt else ckpt)
+        except Exception as exc:  # torch raises many kinds for bad files; all mean "not usable weights"
+            raise WeightsError(f"checkpoint {path} is not usable net weights ({exc})") from exc
+        step = ckpt.get("step") if isinstance(ckpt, dict) else None
+        seg = Segmenter(net, device or "cpu", info={"checkpoint": str(path), "step": step})
+    else:
+        seg = Segmenter.from_pretrained(path, device=device)
+    return seg, {"name": str(path), "path": str(path.resolve()), "random_init": False,
+                 "sha256": _sha256(path), "info": seg.info}
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    """Atomic write (temp file + rename), so an interrupted run leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, default=_json_default)
+    os.replace(tmp, path)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=MODES)
+    p.add_argument("--data", required=True, help="masks:DIR | semantic:DIR | coco:JSON | synthetic:N")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--weights", help="net weights (.safetensors, or a trainer checkpoint .pt); "
+                                     "default: the bundled weights")
+    g.add_argument("--random-init", action="store_true", help="an untrained net (tests, plumbing)")
+    p.add_argument("--peer", choices=["grabcut"], help="run a peer method on the same images and protocol")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--json", help="write all results here")
+    p.add_argument("--max-clicks", type=int, default=20)
+    p.add_argument("--max-segments-per-image", type=int, default=10,
+                   help="label-map data, single/clicks modes: segments per image (largest first, >= 1%% area)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and OpenCV")
+    p.add_argument("--seed", type=int, default=0, help="random pointers (single mode) and random init")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no per-image progress lines")
+    a = p.parse_args(argv)
+    if a.max_clicks < 1:
+        p.error("--max-clicks must be at least 1")
+    if a.limit is not None and a.limit < 1:
+        p.error("--limit must be at least 1")
+    return a
+
+
+def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
+    """Run one evaluation as described by parsed `args`; returns the result dict (as written to JSON)."""
+    import torch
+
+    from .trainer import open_source
+
+    torch.set_num_threads(max(1, args.threads))
+    cv2.setNumThreads(max(1, args.threads))
+    try:
+        reader, _, fully_labelled = open_source(args.data)
+    except DataError:
+        raise
+    except ValueError as exc:  # unknown kind or malformed spec
+        raise DataError(str(exc)) from None
+    if args.mode == "full" and not fully_labelled:
+        raise DataError(f"{args.data}: 'full' mode needs full label maps (semantic:, coco: or synthetic: data); "
+                        "a masks: folder labels one object per image")
+    segmenter, weights_desc = load_segmenter(args.weights, args.random_init, args.seed, args.device)
+    methods: list = [NetMethod(segmenter)]
+    peer_note = None
+    if args.peer == "grabcut":
+        methods.append(GrabCutMethod(full_image_side=segmenter.full_image_side))
+        if args.mode == "full":
+            peer_note = (f"grabcut: sequential GrabCut from interior-most points at long side "
+                         f"{segmenter.full_image_side}, as the net's segment_image")
+    names = [m.name for m in methods]
+    run = {"single": eval_single, "clicks": eval_clicks, "full": eval_full}[args.mode]
+    rng = np.random.default_rng(args.seed)
+    n = len(reader) if args.limit is None else min(args.limit, len(reader))
+    per_image, skipped = [], []
+    t_start = time.perf_counter()
+    for i in range(n):
+        try:
+            sample = reader[i]
+        except DataError as exc:
+            # A bad file is reported and left out; the run goes on and the JSON lists it.
+            skipped.append({"index": i, "error": str(exc)})
+            print(f"skipping image {i}: {exc}", file=sys.stderr)
+            continue
+        rec = {"name": sample.name, "size": [int(sample.image.shape[1]), int(sample.image.shape[0])]}
+        rec.update(run(sample, fully_labelled, methods, rng, args))
+        per_image.append(rec)
+        if not args.quiet:
+            print(f"[{i + 1}/{n}] {sample.name}  " + _progress(args.mode, rec, names), file=sys.stderr, flush=True)
+    summary = summarize(args.mode, per_image, names, args.max_clicks)
+    return {
+        "mode": args.mode,
+        "command": " ".join(shlex.quote(a) for a in (["python", "-m", "train.evaluate"] + list(argv or []))),
+        "weights": weights_desc,
+        "data": {"spec": args.data, "fully_labelled": fully_labelled, "images_in_source": len(reader)},
+        "settings": {"max_clicks": args.max_clicks, "max_segments_per_image": args.max_segments_per_image,
+                     "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
+                     "seed": args.seed, "limit": args.limit, "peer": args.peer, "device": segmenter.device},
+        "n_images": len(per_image),
+        "n_objects": sum(len(im.get("objects", [])) for im in per_image),
+        "skipped": skipped,
+        "methods": summary,
+        "ratio": ratios(summary, args.mode, "net", args.peer),
+        "peer_note": peer_note,
+        "seconds_total": time.perf_counter() - t_start,
+        "per_image": per_image,
+    }
+
+
+def _progress(mode: str, rec: dict, names: list[str]) -> str:
+    parts = []
+    for name in names:
+        if mode == "full":
+            r = rec[name]
+            parts.append(f"{name} PQ {_fmt('{:.3f}', r['pq'])} ({r['n_pred']} segs, {r['seconds']:.1f}s)")
+        elif mode == "single":
+            parts.append(f"{name} mIoU {_fmt('{:.3f}', _mean([o[name]['iou'] for o in rec['objects']]))}")
+        else:
+            objs = [o[name] for o in rec["objects"]]
+            parts.append(f"{name} NoC90 {_fmt('{:.1f}', _mean([o['noc90'] for o in objs]))} "
+                         f"IoU@1 {_fmt('{:.3f}', _mean([o['ious'][0] for o in objs]))}")
+    return " | ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    from model import WeightsError
+
+    try:
+        result = evaluate(args, argv)
+    except (DataError, WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
