@@ -31,13 +31,21 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+# The id <-> RGB encoding and the image decoder live in train/ (plain numpy / OpenCV, no torch) so that the
+# annotator and the training readers cannot drift apart.
+# rgb_to_ids is not used here but coco_io and other callers import it from this module.
+from train.coco_panoptic import decode_panoptic_png, ids_to_rgb, rgb_to_ids  # noqa: F401
+from train.readers import IMAGE_SUFFIXES
+from train.readers import read_image_rgb as _read_image_rgb
+from train.sample import DataError
+
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "pointer-annotator-project"
 FORMAT_VERSION = 1
 PROJECT_FILE = "project.json"
 LABELS_DIR = "labels"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the image types the training readers accept too
 MAX_SEGMENT_ID = 256 ** 3 - 1  # ids are stored as 24-bit RGB in PNGs (COCO panoptic encoding)
 _LABEL_FILE_RE = re.compile(r"^\d+_.*_g\d+\.png$")
 
@@ -108,18 +116,6 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def ids_to_rgb(labels: np.ndarray) -> np.ndarray:
-    """HxW int ids -> HxWx3 uint8 RGB with id = R + 256 G + 256^2 B."""
-    ids = labels.astype(np.uint32)
-    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
-
-
-def rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 RGB -> HxW int32 ids (id = R + 256 G + 256^2 B)."""
-    rgb = rgb.astype(np.int32)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-
-
 def encode_id_png(labels: np.ndarray) -> bytes:
     """PNG bytes of a label map in the COCO panoptic RGB encoding."""
     if labels.size and (labels.min() < 0 or labels.max() > MAX_SEGMENT_ID):
@@ -135,28 +131,18 @@ def read_id_png(path: PathLike) -> np.ndarray:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ProjectError(f"{path}: label map file is missing")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ProjectError(f"{path}: not a readable PNG label map")
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ProjectError(f"{path}: label map must be an 8-bit RGB PNG, got shape {img.shape} {img.dtype}")
-    return rgb_to_ids(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    try:
+        return decode_panoptic_png(path)
+    except DataError as e:
+        raise ProjectError(str(e)) from None
 
 
 def read_image_rgb(path: PathLike) -> Optional[np.ndarray]:
     """HxWx3 uint8 RGB, or None if the file cannot be read as an image (grey / alpha are converted)."""
-    path = os.fspath(path)
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        return _read_image_rgb(path)
+    except DataError:
         return None
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # 3-channel BGR 8-bit whatever the source
-    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-        return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def list_images(folder: PathLike) -> list[str]:

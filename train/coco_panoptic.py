@@ -7,18 +7,37 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from train.readers import read_image_rgb
 from train.sample import DataError, Sample
 
 
-def decode_panoptic_png(path: Path) -> np.ndarray:
-    """Read a COCO panoptic PNG into an HxW int64 id map (id = R + 256 G + 256^2 B)."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+# The COCO panoptic id encoding, shared with the annotator (annotator.document imports these): keep it pure
+# numpy / OpenCV, with no Qt and no torch.
+def ids_to_rgb(labels: np.ndarray) -> np.ndarray:
+    """HxW int ids -> HxWx3 uint8 RGB with id = R + 256 G + 256^2 B."""
+    ids = labels.astype(np.uint32)
+    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+
+
+def rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB -> HxW int32 ids (id = R + 256 G + 256^2 B)."""
+    rgb = rgb.astype(np.int32)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def decode_panoptic_png(path: str | Path) -> np.ndarray:
+    """Read a COCO panoptic PNG (RGB, or RGBA with the alpha ignored) into an HxW int32 id map; DataError names
+    the file if it is missing, unreadable or not 8-bit colour."""
+    try:
+        data = np.fromfile(str(path), np.uint8)  # fromfile + imdecode, not imread: non-ASCII paths work
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the panoptic PNG ({e.strerror or e})") from None
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None  # imdecode asserts on empty input
     if raw is None:
-        raise DataError(f"{path}: cannot read the panoptic PNG (missing or corrupt)")
+        raise DataError(f"{path}: not a readable panoptic PNG (corrupt or unsupported format)")
     if raw.dtype != np.uint8 or raw.ndim != 3 or raw.shape[2] not in (3, 4):
         raise DataError(f"{path}: panoptic PNG must be 8-bit RGB, got dtype {raw.dtype} shape {raw.shape}")
-    bgr = raw[:, :, :3].astype(np.int64)  # OpenCV gives BGR
-    return bgr[:, :, 2] + 256 * bgr[:, :, 1] + 65536 * bgr[:, :, 0]
+    return rgb_to_ids(raw[:, :, 2::-1])  # OpenCV gives BGR(A)
 
 
 def _load_json(path: Path) -> dict:
@@ -114,10 +133,7 @@ class CocoPanopticReader:
         image_path = self.image_dir / info["file_name"]
         png_path = self.png_dir / ann["file_name"]
 
-        bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DataError(f"{image_path}: cannot read the image (missing or corrupt)")
-        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        image = read_image_rgb(image_path)
         ids = decode_panoptic_png(png_path)
         if ids.shape != image.shape[:2]:
             raise DataError(f"{png_path}: PNG size {ids.shape[1]}x{ids.shape[0]} differs from image "

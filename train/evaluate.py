@@ -22,7 +22,6 @@ image, largest first. Every method gets its clicks from its own errors, in the s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -346,19 +345,15 @@ def format_table(result: dict) -> str:
 
 # ---------------------------------------------------------------- setup
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None):
     """(Segmenter, description for the report). weights: a .safetensors file (default: the bundled one) or a
     trainer checkpoint .pt (its "net" state), so a run in progress can be measured."""
     from model import Segmenter, WeightsError
     from model.segmenter import BUNDLED_WEIGHTS
+
+    # The one sha256 helper lives in finetune: that module must stay torch-free for the GUI, so it cannot
+    # import this one at load time.
+    from .finetune import sha256_file
 
     if random_init:
         return Segmenter.random_init(seed=seed, device=device or "cpu"), {"name": f"random-init(seed={seed})",
@@ -382,7 +377,7 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
     else:
         seg = Segmenter.from_pretrained(path, device=device)
     return seg, {"name": str(path), "path": str(path.resolve()), "random_init": False,
-                 "sha256": _sha256(path), "info": seg.info}
+                 "sha256": sha256_file(path), "info": seg.info}
 
 
 def _json_default(o):

@@ -15,12 +15,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
-    """HxWx3 uint8 RGB, or DataError naming the file."""
-    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
-    if data is None:
+    """HxWx3 uint8 RGB (grey / alpha are converted), or DataError naming the file.
+
+    The one image decoder of the project (the annotator wraps it too).
+    """
+    if not Path(path).is_file():
         raise DataError(f"{path}: image file not found")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
+    try:
+        data = np.fromfile(str(path), np.uint8)  # fromfile + imdecode, not imread: non-ASCII paths work
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # imdecode asserts on an empty buffer
+    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
@@ -43,6 +49,15 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _paired_names(root: Path, labels_subdir: str) -> tuple[list[str], dict[str, Path]]:
+    """(sorted stems of `root/images/*` that have `root/<labels_subdir>/<stem>.png`, {stem: image path})."""
+    images = {p.stem: p for p in _image_files(root / "images")}
+    labels_dir = root / labels_subdir
+    if not labels_dir.is_dir():
+        raise DataError(f"{labels_dir}: folder not found")
+    return sorted(n for n in images if (labels_dir / f"{n}.png").is_file()), images
+
+
 def _check_same_size(image: np.ndarray, label: np.ndarray, label_path: Path) -> None:
     if image.shape[:2] != label.shape[:2]:
         raise DataError(f"{label_path}: size {label.shape[1]}x{label.shape[0]} differs from its image "
@@ -57,15 +72,10 @@ class FolderMaskReader:
 
     def __init__(self, root: str | Path, names: list[str] | None = None):
         self.root = Path(root)
-        images = {p.stem: p for p in _image_files(self.root / "images")}
-        masks_dir = self.root / "masks"
-        if not masks_dir.is_dir():
-            raise DataError(f"{masks_dir}: folder not found")
-        self.names = sorted(n for n in images if (masks_dir / f"{n}.png").is_file())
+        self.names, self._images = _paired_names(self.root, "masks")
         if names is not None:
             wanted = set(names)
             self.names = [n for n in self.names if n in wanted]
-        self._images = images
 
     def __len__(self) -> int:
         return len(self.names)
@@ -90,12 +100,7 @@ class SemanticLabelReader:
         self.root = Path(root)
         self.void_id = void_id
         self.min_area = min_area
-        images = {p.stem: p for p in _image_files(self.root / "images")}
-        labels_dir = self.root / "labels"
-        if not labels_dir.is_dir():
-            raise DataError(f"{labels_dir}: folder not found")
-        self.names = sorted(n for n in images if (labels_dir / f"{n}.png").is_file())
-        self._images = images
+        self.names, self._images = _paired_names(self.root, "labels")
 
     def __len__(self) -> int:
         return len(self.names)
