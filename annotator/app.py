@@ -6,6 +6,7 @@ a missing or broken weights file is reported in the window (manual editing keeps
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -21,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-auto", action="store_true", help="with --screenshot: run auto-segment first")
     p.add_argument("--random-init", action="store_true",
                    help="use an untrained net (Segmenter.random_init) instead of the bundled weights (demos)")
+    p.add_argument("--weights", metavar="SAFETENSORS",
+                   help="weights file to load instead of the bundled ones (e.g. PROJECT/finetune/<run>/weights.safetensors)")
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     return p
 
@@ -49,10 +52,19 @@ def main(
 
             return Segmenter.random_init(seed=0)
 
+    weights_path = None
+    if segmenter is None and segmenter_factory is None and args.weights and not args.random_init:
+        weights_path = os.path.abspath(args.weights)
+
+        def segmenter_factory():
+            from model import Segmenter
+
+            return Segmenter.from_pretrained(weights_path)
+
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "annotator"])
     app.setApplicationName("Pointer annotator")
     win = MainWindow(segmenter=segmenter, segmenter_factory=segmenter_factory,
-                     confirm_dialogs=not args.screenshot)
+                     confirm_dialogs=not args.screenshot, weights_path=weights_path)
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
         win.resize(w, h)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -48,6 +48,27 @@ def outline_contours(mask: np.ndarray) -> list:
     return list(contours)
 
 
+DIRECT_LUT_MAX = 1 << 16  # ids below this index a colour table directly (at most 256 KB)
+
+
+def lut_rows(labels: np.ndarray, ids: Iterable[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """(rows, keys): an HxW index into a colour table of len(keys) + 1 rows; row r < len(keys) is for segment id
+    keys[r] (keys sorted), the last row for labelled pixels whose id has no segment.
+
+    Small ids index the table directly. Imported COCO ids reach ~16.7 million (24-bit RGB ids), where a table of
+    max(id) + 1 rows would be ~67 MB per redraw, so large ids are compacted to the ids present: the segments'
+    ids (``ids``) plus 0, found by binary search.
+    """
+    top = int(labels.max()) if labels.size else 0
+    if top < DIRECT_LUT_MAX:
+        return labels, np.arange(top + 1, dtype=np.int64)
+    keys = np.unique(np.asarray([0, *(int(i) for i in ids)], np.int64))
+    rows = np.searchsorted(keys, labels)
+    np.minimum(rows, len(keys) - 1, out=rows)
+    rows[keys[rows] != labels] = len(keys)  # ids without a segment: drawn like before (transparent)
+    return rows, keys
+
+
 def compose_overlay(
     labels: np.ndarray,
     colors: Dict[int, Tuple[int, int, int]],
@@ -58,14 +79,15 @@ def compose_overlay(
 ) -> np.ndarray:
     """RGBA overlay for a label map: category-coloured fill, outlines, hatch on unlabelled pixels."""
     h, w = labels.shape
-    n = int(labels.max()) + 1 if labels.size else 1
-    lut = np.zeros((max(n, 1), 4), np.uint8)
+    rows, keys = lut_rows(labels, colors)
+    lut = np.zeros((len(keys) + 1, 4), np.uint8)
     alpha = int(round(np.clip(opacity, 0.0, 1.0) * 255))
     for sid, col in colors.items():
-        if 0 < sid < n:
-            lut[sid, :3] = col
-            lut[sid, 3] = alpha
-    rgba = lut[labels]
+        r = int(np.searchsorted(keys, sid))
+        if sid > 0 and r < len(keys) and keys[r] == sid:
+            lut[r, :3] = col
+            lut[r, 3] = alpha
+    rgba = lut[rows]
     if show_unlabelled:
         un = labels == 0
         stripe = un & _hatch(h, w)
@@ -76,10 +98,10 @@ def compose_overlay(
         edge = label_edges(labels)
         full = lut.copy()
         full[1:, 3] = np.where(full[1:, :3].any(axis=1) | (full[1:, 3] > 0), 255, 0)
-        rgba[edge] = full[labels[edge]]
+        rgba[edge] = full[rows[edge]]
     for sid in selected:
         # ... and the selected segments traced with OpenCV contours, thick and white.
-        if 0 < sid < n:
+        if sid > 0:
             cs = outline_contours(labels == sid)
             cv2.drawContours(rgba, cs, -1, (255, 255, 255, 255), 2)
     return np.ascontiguousarray(rgba)

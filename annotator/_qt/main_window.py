@@ -17,6 +17,7 @@ from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import (
     QAction,
     QColorDialog,
+    QDockWidget,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -31,6 +32,7 @@ from PyQt5.QtWidgets import (
 from annotator.document import PROJECT_FILE, Project, ProjectError, read_image_rgb
 
 from .canvas import Canvas, compose_overlay, compose_proposal
+from .finetune_panel import FinetuneOptionsDialog, FinetunePanel, FinetuneProcess, default_threads, unique_out_dir
 from .panels import CategoryPanel, ImageListPanel, ToolPanel
 from .shortcuts import ShortcutsOverlay
 from .worker import WorkerThread
@@ -43,6 +45,10 @@ class MainWindow(QMainWindow):
 
     proposal_changed = pyqtSignal()  # a proposal appeared, changed or went away (tests / scripting)
     bulk_finished = pyqtSignal(bool)  # auto-segment finished; True if cancelled
+    finetune_started = pyqtSignal(object)  # the FinetuneProcess
+    finetune_finished = pyqtSignal(str)  # "done", "cancelled" or "failed"
+    weights_changed = pyqtSignal(str)  # path of the weights now used by the segmenter
+    weights_error = pyqtSignal(str)  # message: loading weights failed, the previous ones stay
 
     def __init__(
         self,
@@ -50,7 +56,10 @@ class MainWindow(QMainWindow):
         segmenter: Any = None,
         segmenter_factory: Optional[Callable[[], Any]] = None,
         confirm_dialogs: bool = True,
+        weights_path: Optional[str] = None,
     ) -> None:
+        """``weights_path``: the file the given segmenter / factory loaded (the default base for fine-tuning);
+        without a segmenter or factory the bundled weights are loaded and are the default."""
         super().__init__()
         self.setWindowTitle("Pointer annotator")
         self.resize(1280, 800)
@@ -86,6 +95,20 @@ class MainWindow(QMainWindow):
         self._dirty_categories = False
         self._jump_to: Optional[int] = None
         self._progress: Optional[QProgressDialog] = None
+        # weights: the file loaded now (None: unknown, e.g. an untrained or fake segmenter)
+        self.weights_path: Optional[str] = str(weights_path) if weights_path else None
+        # The default segmenter loads the bundled weights; their path is filled in once model/ is imported
+        # (in the worker thread: importing torch here would slow the window's start).
+        self._weights_are_bundled = self.weights_path is None and segmenter is None and segmenter_factory is None
+        # fine-tuning: options the dialog starts from (steps, crop, batch_size shown; the rest passed through
+        # to train.finetune.build_command)
+        self.finetune_defaults: Dict[str, Any] = {"steps": 300, "crop": 256, "batch_size": 4,
+                                                  "threads": default_threads()}
+        self.finetune_poll_ms = 500
+        self.finetune_run: Optional[FinetuneProcess] = None
+        self.finetune_dialog: Optional[FinetuneOptionsDialog] = None
+        self.finetune_panel: Optional[FinetunePanel] = None
+        self.finetune_dock: Optional[QDockWidget] = None
 
         # --- widgets
         self.canvas = Canvas()
@@ -159,6 +182,8 @@ class MainWindow(QMainWindow):
         w.failed.connect(self._on_failed)
         w.model_ready.connect(self._on_model_ready)
         w.model_error.connect(self._on_model_error)
+        w.weights_loaded.connect(self._on_weights_loaded)
+        w.weights_failed.connect(self._on_weights_failed)
         self.worker.load()
 
         self._refresh_timer = QTimer(self)
@@ -212,6 +237,9 @@ class MainWindow(QMainWindow):
         act(x, "COCO instances…", self.export_instances)
         x.addSeparator()
         act(x, "Import COCO panoptic…", self.import_panoptic)
+        m = mb.addMenu("&Model")
+        self.action_finetune = act(m, "Fine-tune on this project…", self.open_finetune_dialog)
+        self.action_load_weights = act(m, "Load weights…", self.load_weights)
         h = mb.addMenu("&Help")
         act(h, "Keyboard shortcuts", self.overlay_help.toggle, "?")
 
@@ -236,10 +264,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 8000)
 
     def _set_device_text(self) -> None:
-        self.status_device.setText(f"device: {self.device}")
+        weights = Path(self.weights_path).name if self.weights_path else "untrained / unknown"
+        self.status_device.setText(f"device: {self.device} | weights: {weights}")
+        self.status_device.setToolTip(self.weights_path or "")
 
     def _on_model_ready(self, device: str) -> None:
         self.device = device
+        if self._weights_are_bundled and self.weights_path is None:
+            self.weights_path = _bundled_weights_path()
         self._set_device_text()
 
     def _on_model_error(self, msg: str) -> None:
@@ -928,6 +960,127 @@ class MainWindow(QMainWindow):
         self.set_project(project)
         return True
 
+    # ================================================================================ weights / fine-tuning
+    def load_weights(self, path: Optional[str] = None) -> bool:
+        """Switch the segmenter to a weights file (file dialog without `path`). The switch happens in the
+        worker thread; ``weights_changed`` / ``weights_error`` tell the outcome. Returns whether it was asked."""
+        if path is None:
+            start = str(Path(self.weights_path).parent) if self.weights_path else ""
+            path, _ = QFileDialog.getOpenFileName(self, "Load weights", start, "Weights (*.safetensors);;All files (*)")
+            if not path:
+                return False
+        path = os.path.abspath(path)
+        if not os.path.isfile(path):
+            self._on_weights_failed(path, f"weights file not found: {path}")
+            return False
+        self.status(f"Loading weights {path}…")
+        self.worker.request_load_weights(path)
+        return True
+
+    def _on_weights_loaded(self, path: str, device: str, info: dict) -> None:
+        self.weights_path = path
+        self._weights_are_bundled = False
+        self.device = device
+        self._set_device_text()
+        steps = info.get("steps") if isinstance(info, dict) else None
+        self.status(f"Now using weights {path}" + (f" ({steps} training steps)" if steps is not None else ""))
+        if self.finetune_panel is not None and self.finetune_panel.new_weights == path:
+            self.finetune_panel.weights_result(True, f"Now using the new weights: {path}")
+        self.weights_changed.emit(path)
+
+    def _on_weights_failed(self, path: str, msg: str) -> None:
+        text = f"Cannot load weights {path}:\n{msg}\nThe current weights stay in use."
+        self.notify(text, error=True)
+        if self.finetune_panel is not None and self.finetune_panel.new_weights == path:
+            self.finetune_panel.weights_result(False, f"Loading failed: {msg}")
+        self.weights_error.emit(text)
+
+    def open_finetune_dialog(self) -> Optional[FinetuneOptionsDialog]:
+        """Model ▸ Fine-tune on this project…: the options dialog (non-blocking); Start runs the fine-tune."""
+        if self.project is None:
+            self.notify("Open a project with some labelled images first.", error=True)
+            return None
+        if self.finetune_run is not None and self.finetune_run.running:
+            self.status("A fine-tuning run is already in progress (see the Fine-tuning panel).")
+            self._show_finetune_panel()
+            return None
+        opts = dict(self.finetune_defaults, base=self.weights_path or "")
+        dlg = FinetuneOptionsDialog(opts, self)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.start_finetune(dlg.options()))
+        dlg.destroyed.connect(lambda *_: setattr(self, "finetune_dialog", None))
+        self.finetune_dialog = dlg
+        dlg.open()
+        return dlg
+
+    def start_finetune(self, options: Optional[Dict[str, Any]] = None) -> Optional[FinetuneProcess]:
+        """Start fine-tuning the current weights on this project in a separate process (see finetune_panel).
+        `options`: train.finetune.build_command keywords; default ``finetune_defaults`` + the loaded weights."""
+        if self.project is None:
+            return None
+        if self.finetune_run is not None and self.finetune_run.running:
+            self.status("A fine-tuning run is already in progress.")
+            return None
+        options = dict(options if options is not None else dict(self.finetune_defaults, base=self.weights_path))
+        base = options.get("base")
+        if not base or not os.path.isfile(str(base)):
+            self.notify(f"Cannot fine-tune: base weights file not found: {base or '(none loaded)'}.\n"
+                        "Load weights first (Model ▸ Load weights…).", error=True)
+            return None
+        try:
+            self.project.save()  # the process reads the project from disk
+            out = unique_out_dir(self.project.project_dir)
+            run = FinetuneProcess(self.project.project_dir, out, options, poll_ms=self.finetune_poll_ms, parent=self)
+        except (OSError, TypeError, ValueError) as exc:
+            self.notify(f"Cannot start fine-tuning: {exc}", error=True)
+            return None
+        self.finetune_run = run
+        self._show_finetune_panel(run)
+        run.finished.connect(self._on_finetune_finished)
+        run.start()
+        self.status(f"Fine-tuning started: {out}")
+        self.finetune_started.emit(run)
+        return run
+
+    def cancel_finetune(self) -> None:
+        if self.finetune_run is not None and self.finetune_run.running and self.finetune_panel is not None:
+            self.finetune_panel._on_cancel()
+
+    def _show_finetune_panel(self, run: Optional[FinetuneProcess] = None) -> FinetunePanel:
+        """Create / show the Fine-tuning dock; with `run`, reset the panel to follow that run."""
+        if self.finetune_panel is None:
+            self.finetune_panel = FinetunePanel()
+            self.finetune_panel.use_requested.connect(self.load_weights)
+            self.finetune_panel.keep_requested.connect(lambda: self.status("Kept the current weights."))
+            self.finetune_dock = QDockWidget("Fine-tuning", self)
+            self.finetune_dock.setObjectName("finetune-dock")
+            self.finetune_dock.setWidget(self.finetune_panel)
+            self.addDockWidget(Qt.RightDockWidgetArea, self.finetune_dock)
+            self.resizeDocks([self.finetune_dock], [420], Qt.Horizontal)  # leave the canvas most of the width
+        if run is not None:
+            self.finetune_panel.attach(run)
+        if run is not None or not self.finetune_dock.isVisible():
+            self.finetune_dock.show()
+            # Lay out and paint the dock now, as the answer to the click on Start, rather than as a stall in
+            # the first moments of the run.
+            self.layout().activate()
+            self.repaint()
+        self.finetune_dock.raise_()
+        return self.finetune_panel
+
+    def _on_finetune_finished(self, status: str, report: Optional[dict], message: str) -> None:
+        if self.finetune_dock is not None:
+            self.finetune_dock.show()  # the outcome (table, choice, error) is in the panel
+        if status == "done":
+            self.status("Fine-tuning finished: compare the weights in the Fine-tuning panel.")
+        elif status == "cancelled":
+            self.status("Fine-tuning cancelled.")
+        else:
+            first = message.strip().splitlines()[0] if message.strip() else ""
+            self.notify(f"Fine-tuning failed (your annotations are unchanged): {first}\n"
+                        "Details are in the Fine-tuning panel.", error=True)
+        self.finetune_finished.emit(status)
+
     # ================================================================================ keys
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         key, mods = ev.key(), ev.modifiers()
@@ -1002,6 +1155,13 @@ class MainWindow(QMainWindow):
             self.overlay_help.setGeometry(self.rect())
 
     def closeEvent(self, ev) -> None:  # noqa: N802
+        run = self.finetune_run
+        if run is not None and run.running:
+            # Stop cleanly (the run keeps its weights so far); a run that does not stop in time is killed.
+            run.cancel()
+            if not run.wait(5000):
+                run.kill()
+                run.wait(2000)
         if self._bulk_req is not None:
             self.worker.cancel()
         self.worker.stop()
@@ -1011,6 +1171,15 @@ class MainWindow(QMainWindow):
             except OSError:
                 pass
         super().closeEvent(ev)
+
+
+def _bundled_weights_path() -> Optional[str]:
+    """The bundled weights file the default segmenter loads (model/ imported lazily, may be broken)."""
+    try:
+        from model.segmenter import BUNDLED_WEIGHTS
+    except Exception:
+        return None
+    return str(BUNDLED_WEIGHTS)
 
 
 def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:

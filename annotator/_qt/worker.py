@@ -35,6 +35,8 @@ class SegmentWorker(QObject):
     failed = pyqtSignal(int, str)  # request id, message
     model_ready = pyqtSignal(str)  # device
     model_error = pyqtSignal(str)
+    weights_loaded = pyqtSignal(str, str, object)  # path, device, info dict from the weights file
+    weights_failed = pyqtSignal(str, str)  # path, message (the segmenter keeps its previous weights)
 
     def __init__(self, segmenter: Any = None, factory: Optional[Callable[[], Any]] = None) -> None:
         super().__init__()
@@ -91,6 +93,25 @@ class SegmentWorker(QObject):
         if self._model() is not None and given:
             self.model_ready.emit(str(getattr(self._segmenter, "device", "?")))
 
+    @pyqtSlot(str)
+    def load_weights(self, path: str) -> None:
+        """Switch the running segmenter to the weights in `path` (between two requests, so no prediction sees
+        half-loaded weights). Without a segmenter yet (or after a failed load) build one from the file."""
+        try:
+            if self._segmenter is not None and hasattr(self._segmenter, "load_weights"):
+                info = self._segmenter.load_weights(path)
+            else:
+                from model import Segmenter
+
+                self._segmenter = Segmenter.from_pretrained(path)
+                info = getattr(self._segmenter, "info", {})
+                self._leave_a_core_for_the_ui()
+        except Exception as exc:  # WeightsError (bad file), OSError, ...: keep what was loaded
+            self.weights_failed.emit(path, str(exc))
+            return
+        self._load_error = None
+        self.weights_loaded.emit(path, str(getattr(self._segmenter, "device", "?")), dict(info or {}))
+
     @pyqtSlot(int, object, object, object)
     def predict(self, req_id: int, image: np.ndarray, clicks: list, roi: Optional[np.ndarray]) -> None:
         if req_id != self.latest_id:
@@ -139,6 +160,7 @@ class WorkerThread(QObject):
     _do_predict = pyqtSignal(int, object, object, object)
     _do_segment = pyqtSignal(int, object, object)
     _do_load = pyqtSignal()
+    _do_load_weights = pyqtSignal(str)
 
     def __init__(self, segmenter: Any = None, factory: Optional[Callable[[], Any]] = None, parent=None) -> None:
         super().__init__(parent)
@@ -149,6 +171,7 @@ class WorkerThread(QObject):
         self._do_predict.connect(self.worker.predict)
         self._do_segment.connect(self.worker.segment)
         self._do_load.connect(self.worker.load)
+        self._do_load_weights.connect(self.worker.load_weights)
         self._next_id = 0
         self.thread.start()
 
@@ -162,6 +185,10 @@ class WorkerThread(QObject):
 
     def load(self) -> None:
         self._do_load.emit()
+
+    def request_load_weights(self, path: str) -> None:
+        """Queue a switch to other weights; the answer is ``worker.weights_loaded`` / ``weights_failed``."""
+        self._do_load_weights.emit(str(path))
 
     def request_predict(self, image: np.ndarray, clicks: list, roi: Optional[np.ndarray]) -> int:
         """Queue a prediction; any earlier request becomes stale. Returns the request id."""
