@@ -78,7 +78,7 @@ class Segmenter:
     """Click-to-mask inference on the pointer/ROI net."""
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
-                 full_image_side: int = 384, info: dict | None = None):
+                 full_image_side: int = 320, info: dict | None = None):
         self.device = str(device)
         # BatchNorm folded into the convolutions: same masks, less work per click. A copy, so a caller's
         # (training) net is left as it was.
@@ -210,8 +210,8 @@ class Segmenter:
         return Prediction(mask.copy(), score, time.perf_counter() - t0)
 
     def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None,
-                      progress: ProgressCallback | None = None, max_segments: int = 80,
-                      min_area_fraction: float = 0.0005) -> np.ndarray:
+                      progress: ProgressCallback | None = None, max_segments: int = 50,
+                      min_area_fraction: float = 0.001) -> np.ndarray:
         """Region-by-region segmentation (the seed's Figure 2): click the interior-most point of what is still
         unlabelled, take the segment the net returns there inside the unlabelled remainder, repeat.
         HxW int32 label map, 0 = unassigned. `progress(fraction_done)` may return False to cancel; the

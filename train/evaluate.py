@@ -138,7 +138,7 @@ class GrabCutMethod:
 
     name = "grabcut"
 
-    def __init__(self, full_image_side: int = 384):
+    def __init__(self, full_image_side: int = 320):
         from .peers import GrabCutPeer
 
         self.peer = GrabCutPeer()

@@ -21,7 +21,7 @@ Design of the GrabCut driver (meant to be a fair, ordinary use of GrabCut, not a
 
 `GrabCutPeer.segment_image` is the same sequential region growing as `Segmenter.segment_image`: click the
 interior-most point of the not yet labelled remainder, take GrabCut's segment there inside the remainder,
-repeat. It runs at the same internal resolution as the net's (long side 384) and with the same limits.
+repeat. It runs at the same internal resolution as the net's (long side 320) and with the same limits.
 """
 from __future__ import annotations
 
@@ -140,8 +140,8 @@ class GrabCutPeer:
         return fg & roi_b
 
     # ---- full image ----
-    def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None, max_segments: int = 80,
-                      min_area_fraction: float = 0.0005, side: int = 384,
+    def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None, max_segments: int = 50,
+                      min_area_fraction: float = 0.001, side: int = 320,
                       time_limit: float | None = None) -> np.ndarray:
         """HxW int32 label map (0 = unassigned) by sequential GrabCut from interior-most points, as
         `Segmenter.segment_image` does with the net. Stops early after `time_limit` seconds if given."""
