@@ -211,11 +211,12 @@ class Segmenter:
 
     def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None,
                       progress: ProgressCallback | None = None, max_segments: int = 50,
-                      min_area_fraction: float = 0.001) -> np.ndarray:
+                      min_area_fraction: float = 0.001, min_pointer_radius: float = 3.0) -> np.ndarray:
         """Region-by-region segmentation (the seed's Figure 2): click the interior-most point of what is still
         unlabelled, take the segment the net returns there inside the unlabelled remainder, repeat.
         HxW int32 label map, 0 = unassigned. `progress(fraction_done)` may return False to cancel; the
-        segments found so far are returned."""
+        segments found so far are returned. Pointers go only where a disk of `min_pointer_radius` internal
+        pixels fits in what is left: the slivers between segments hold no segment worth a net pass."""
         image = as_rgb(image)
         h, w = image.shape[:2]
         roi = self._check_roi(roi, (h, w))
@@ -231,10 +232,13 @@ class Segmenter:
         segments: list[tuple[np.ndarray, np.ndarray]] = []  # (probabilities, mask) at small res
         cancelled = False
         runs, max_runs = 0, 3 * max_segments  # bounds the time on a fragmented ROI, where misses remove little
+        min_radius = min(min_pointer_radius, 0.1 * min(sw, sh))  # tiny images still get a pointer
         while len(segments) < max_segments and runs < max_runs and candidates.sum() >= min_area:
-            runs += 1
             dist = cv2.distanceTransform(np.pad(candidates.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
             py, px = np.unravel_index(int(np.argmax(dist)), dist.shape)
+            if dist[py, px] < min_radius:
+                break
+            runs += 1
             prob, _ = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
             mask = (prob > 127) & remaining
             if mask.sum() >= min_area and mask[py, px]:
@@ -242,8 +246,11 @@ class Segmenter:
                 remaining &= ~mask
                 candidates &= ~mask
             else:
-                # Nothing usable here: stop pointing at this spot, leave its pixels unassigned.
-                r = max(2, int(dist[py, px]))
+                # Nothing usable here: stop pointing at this spot or at the small piece the net found there;
+                # leave those pixels unassigned.
+                if mask[py, px]:
+                    candidates &= ~mask
+                r = max(2, int(np.ceil(dist[py, px])))
                 cv2.circle(candidates.view(np.uint8), (int(px), int(py)), r, 0, -1)
             if progress is not None and progress(1.0 - candidates.sum() / total) is False:
                 cancelled = True

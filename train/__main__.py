@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "finetune":
         from .finetune import main as finetune_main
         return finetune_main(argv[1:])
-    summary = train(parse_args(argv))
+    cfg = parse_args(argv)
+    # `touch OUT/STOP` ends a long run cleanly: checkpoint and weights.safetensors are written first.
+    summary = train(cfg, stop_file=os.path.join(cfg.out, "STOP"))
     print(json.dumps(summary))
     return 0
 
