@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="the base training's val_fraction (runs/main/config.json), which selects its held-out photos")
     p.add_argument("--grabcut-objects", type=int, default=2,
                    help="GrabCut reference on the k largest cells per held-out slice (0 = no GrabCut)")
+    p.add_argument("--replay", nargs="+", default=[], metavar="SPEC",
+                   help="replay sources for the fine-tune (train.finetune --replay), e.g. masks:DIR:0.5")
+    p.add_argument("--anchor", type=float, default=None, help="train.finetune --anchor (default: its default)")
+    p.add_argument("--train-bn", action="store_true", help="train.finetune --train-bn")
+    p.add_argument("--test-limit", type=int, help="only the first N held-out slices (quick comparisons)")
     p.add_argument("--skip-internal-eval", action="store_true",
                    help="skip finetune's own before/after on its held-out project slices")
     a = p.parse_args(argv)
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     train_slices = TRAIN_SLICES[:a.limit] if a.limit else TRAIN_SLICES
-    test_slices = TEST_SLICES[:a.limit] if a.limit else TEST_SLICES
+    test_slices = TEST_SLICES[:a.limit or a.test_limit] if (a.limit or a.test_limit) else TEST_SLICES
     t0 = time.time()
     project = build_project(train_slices, out / "project")
     n_segments = sum(len(e.segments) for e in project.images)
@@ -122,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     report = finetune(out / "project", out / "finetune", base_weights=base, steps=a.steps, crop=a.crop,
                       batch_size=a.batch_size, lr=a.lr, threads=a.threads, workers=a.workers,
                       eval_max_objects=a.max_objects, eval_max_clicks=a.max_clicks,
-                      evaluate=not a.skip_internal_eval, command=[sys.executable, *sys.argv], echo=True)
+                      evaluate=not a.skip_internal_eval, command=[sys.executable, *sys.argv], echo=True,
+                      replay=a.replay, freeze_bn=not a.train_bn,
+                      **({} if a.anchor is None else {"anchor": a.anchor}))
     finetune_s = time.time() - t_ft
     print(format_table(report))
     new = Path(report["weights"])

@@ -170,6 +170,18 @@ def test_unlabelled_project_gives_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "out" / "weights.safetensors").exists()
 
 
+def test_unusable_replay_source_is_refused_before_any_work(tmp_path, capsys):
+    project = _make_project(tmp_path, n=2)
+    base = _base_weights(tmp_path / "base.safetensors")
+    missing = tmp_path / "no_such_photos"
+    argv = ft.build_command(project, tmp_path / "out", base=base, replay=[f"masks:{missing}"], **TINY)[4:]
+    assert argv[argv.index("--replay") + 1] == f"masks:{missing}"
+    assert ft.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--replay" in err and str(missing) in err
+    assert not (tmp_path / "out" / "weights.safetensors").exists()
+
+
 def test_split_is_stable_and_holds_out_at_least_one():
     names = [f"img{i:03d}" for i in range(40)]
     train, val = ft.split_names(names, 0.2)

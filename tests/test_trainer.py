@@ -174,3 +174,72 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     state, info = load_weights(out / "weights.safetensors")
     assert info["steps"] == 3
     assert not any(k.startswith("module.") for k in state)  # the plain net, not the DDP wrapper
+
+
+# ---- fine-tuning without forgetting: frozen BatchNorm statistics, anchor to the start, replayed data ----
+
+def _start_weights(tmp_path: Path) -> Path:
+    from model.weights import save_weights
+
+    torch.manual_seed(3)
+    path = tmp_path / "start.safetensors"
+    save_weights(PointerSegNet(pretrained_backbone=False), path)
+    return path
+
+
+def _bn_stats(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+@pytest.mark.parametrize("freeze_bn", [True, False])
+def test_freeze_bn_keeps_the_start_statistics(tmp_path: Path, freeze_bn: bool) -> None:
+    start = _start_weights(tmp_path)
+    train(_cfg(tmp_path / "run", steps=2, init_weights=str(start), freeze_bn=freeze_bn))
+    after, _ = load_weights(tmp_path / "run" / "weights.safetensors")
+    before, _ = load_weights(start)
+    stats_before, stats_after = _bn_stats(before), _bn_stats(after)
+    assert stats_before and stats_before.keys() == stats_after.keys()
+    unchanged = all(torch.equal(stats_before[k], stats_after[k]) for k in stats_before)
+    assert unchanged == freeze_bn
+    assert not torch.equal(before["head.weight"], after["head.weight"])  # the weights themselves still learn
+
+
+def test_anchor_keeps_the_weights_near_the_start(tmp_path: Path) -> None:
+    start = _start_weights(tmp_path)
+    before, _ = load_weights(start)
+
+    def moved(anchor: float, name: str) -> float:
+        train(_cfg(tmp_path / name, steps=4, lr=1e-2, init_weights=str(start), anchor=anchor))
+        after, _ = load_weights(tmp_path / name / "weights.safetensors")
+        return sum(float((after[k] - before[k]).float().norm()) for k in before if k.endswith("weight"))
+
+    free, anchored = moved(0.0, "free"), moved(90.0, "anchored")  # lr * anchor = 0.9: most of each step undone
+    assert anchored < 0.5 * free
+
+
+def test_replay_sources_are_trained_on_and_bad_ones_are_refused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "photos"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    scenes = __import__("train.synthetic", fromlist=["SyntheticScenes"]).SyntheticScenes(12, size=(64, 64), seed=2)
+    import cv2
+    for i in range(12):
+        cv2.imwrite(str(folder / "images" / f"p{i}.png"), scenes[i].image[..., ::-1])
+        cv2.imwrite(str(folder / "masks" / f"p{i}.png"), scenes[i].segments[0].astype(np.uint8) * 255)
+    seen = {}
+    real = trainer.MixedExamples
+
+    class Recording(real):
+        def __init__(self, sources, cfg, seed):
+            seen["sizes"] = [len(r) for r, _, _ in sources]
+            super().__init__(sources, cfg, seed)
+
+    monkeypatch.setattr(trainer, "MixedExamples", Recording)
+    train(_cfg(tmp_path / "run", steps=1, replay=[f"masks:{folder}:0.5"]))
+    held_out = sum(trainer._is_val(f"p{i}", TrainConfig.val_fraction) for i in range(12))
+    # The replayed folder is a training source, minus the files the default split holds out.
+    assert seen["sizes"][1:] == [12 - held_out]
+    cfg = parse_args(["--sources", "synthetic:8", "--replay", f"masks:{folder}", "synthetic:4:0.2",
+                      "--freeze-bn", "--anchor", "5"])
+    assert cfg.replay == [f"masks:{folder}", "synthetic:4:0.2"] and cfg.freeze_bn and cfg.anchor == 5.0

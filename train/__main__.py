@@ -19,6 +19,8 @@ def parse_args(argv: list[str]) -> TrainConfig:
         name = "--" + f.name.replace("_", "-")
         if f.name == "sources":
             p.add_argument(name, nargs="+", help="kind:path[:weight]; kinds: masks, semantic, coco, synthetic")
+        elif f.name == "replay":
+            p.add_argument(name, nargs="+", help="sources trained on but never validated on (fine-tuning)")
         elif f.type in ("bool", bool):
             p.add_argument(name, action="store_true", default=None)
         else:

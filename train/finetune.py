@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 PathLike = str | os.PathLike
 
 DEFAULT_STEPS = 300
+DEFAULT_ANCHOR = 0.0
 STOP_NAME = "STOP"
 PROGRESS_NAME = "progress.jsonl"
 _MIN_SEGMENT_AREA = 64  # train.sampling.MIN_SEGMENT_AREA: smaller segments give no training example
@@ -316,6 +317,20 @@ def _source_spec(path: str, weight: float) -> str:
     return f"coco:{p}:{weight:g}"
 
 
+def _check_replay(spec: str) -> None:
+    """A replay source that the trainer can open, or a FinetuneError saying why not (before any work)."""
+    from .sample import DataError
+    from .trainer import open_source
+
+    try:
+        reader, weight, _ = open_source(spec)
+        n = len(reader)
+    except (DataError, OSError, ValueError, IndexError) as e:
+        raise FinetuneError(f"--replay {spec}: {e}") from e
+    if n == 0 or weight <= 0:
+        raise FinetuneError(f"--replay {spec}: no images to replay (or weight <= 0)")
+
+
 # ----------------------------------------------------------------------------------------------- evaluation
 def click_methods(base: PathLike | None, new: PathLike | None, grabcut: bool = False,
                   device: str | None = None) -> list:
@@ -404,10 +419,14 @@ def finetune(source: PathLike, out_dir: PathLike | None = None, base_weights: Pa
              lr: float = 1e-4, threads: int = 0, workers: int = 1, seed: int = 0, grabcut: bool = False,
              eval_max_objects: int | None = 10, eval_max_clicks: int = 20, log_every: int | None = None,
              val_every: int | None = None, val_examples: int = 32, evaluate: bool = True,
-             command: Sequence[str] | None = None, echo: bool = False) -> dict:
+             command: Sequence[str] | None = None, echo: bool = False, replay: Sequence[str] = (),
+             freeze_bn: bool = True, anchor: float = DEFAULT_ANCHOR) -> dict:
     """Fine-tune `base_weights` (default: the bundled ones) on `source` (a project folder or COCO panoptic
     JSON) into `out_dir` (default PROJECT/finetune/<timestamp>/); returns the report (also OUT/report.json).
-    Cancel by creating OUT/STOP. Raises FinetuneError for unusable input (also recorded in progress.jsonl)."""
+    Cancel by creating OUT/STOP. Raises FinetuneError for unusable input (also recorded in progress.jsonl).
+    Against forgetting what the base net knew: BatchNorm statistics stay frozen, weights are pulled towards the
+    base (`anchor`, see train.trainer.TrainConfig), and `replay` sources (trainer syntax `kind:path[:weight]`,
+    e.g. the photos the base was trained on) are mixed into training when the user has them."""
     t_start = time.time()
     source = Path(source)
     if not source.exists():
@@ -419,7 +438,7 @@ def finetune(source: PathLike, out_dir: PathLike | None = None, base_weights: Pa
     try:
         return _finetune(source, out, progress, t_start, base_weights, steps, val_fraction, crop, batch_size, lr,
                          threads, workers, seed, grabcut, eval_max_objects, eval_max_clicks, log_every,
-                         val_every, val_examples, evaluate, command)
+                         val_every, val_examples, evaluate, command, list(replay), freeze_bn, anchor)
     except Exception as e:
         progress.write({"done": True, "error": f"{type(e).__name__}: {e}" if not isinstance(e, FinetuneError)
                         else str(e)})
@@ -437,7 +456,7 @@ def _echo(record: dict) -> None:
 def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float, base_weights, steps: int,
               val_fraction: float, crop: int, batch_size: int, lr: float, threads: int, workers: int, seed: int,
               grabcut: bool, eval_max_objects, eval_max_clicks: int, log_every, val_every, val_examples: int,
-              evaluate: bool, command) -> dict:
+              evaluate: bool, command, replay: list[str], freeze_bn: bool, anchor: float) -> dict:
     import torch
 
     from model.weights import load_weights, WeightsError
@@ -449,6 +468,10 @@ def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float,
         raise FinetuneError(f"--crop must be a multiple of 32, got {crop}")
     if not 0 < val_fraction < 1:
         raise FinetuneError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    if anchor < 0:
+        raise FinetuneError(f"--anchor must be >= 0, got {anchor}")
+    for spec in replay:
+        _check_replay(spec)
     base = Path(base_weights) if base_weights is not None else _bundled_weights()
     if not base.is_file():
         raise FinetuneError(f"base weights {base} not found" + (
@@ -478,7 +501,8 @@ def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float,
     cfg = TrainConfig(sources=sources, out=os.fspath(out), steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                       warmup=min(100, max(1, steps // 10)), val_every=val_every, val_examples=val_examples,
                       ckpt_every=max(1, min(100, steps // 5)), log_every=log_every, workers=workers, seed=seed,
-                      init_weights=os.fspath(base), threads=threads, val_fraction=frac)
+                      init_weights=os.fspath(base), threads=threads, val_fraction=frac, replay=replay,
+                      freeze_bn=freeze_bn, anchor=anchor)
     progress.write({"phase": "train", "step": 0, "steps": steps})
     tail = _LogTail(out / "log.csv", steps, progress)
     tail.start()
@@ -593,6 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(0 = all of those)")
     p.add_argument("--eval-max-clicks", type=int, default=20)
     p.add_argument("--no-eval", action="store_true", help="skip the before/after measurement")
+    p.add_argument("--replay", nargs="+", default=[], metavar="SPEC",
+                   help="data the base learned from, mixed into training so it is not forgotten: "
+                        "kind:path[:weight] as in `python -m train --sources` (e.g. masks:DIR:0.5)")
+    p.add_argument("--anchor", type=float, default=DEFAULT_ANCHOR,
+                   help="pull towards the base weights per step, times the learning rate (0 = off)")
+    p.add_argument("--train-bn", action="store_true",
+                   help="let BatchNorm statistics adapt (default: frozen at the base's, which forgets less)")
     return p
 
 
@@ -610,6 +641,9 @@ def build_command(project_or_json: PathLike, out_dir: PathLike, **options: Any) 
         if isinstance(action, argparse._StoreTrueAction):
             if value:
                 cmd.append(flag)
+        elif isinstance(value, (list, tuple)):
+            if value:
+                cmd += [flag, *(os.fspath(v) if isinstance(v, os.PathLike) else str(v) for v in value)]
         elif value is not None:
             cmd += [flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
     return cmd
@@ -628,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
                           crop=a.crop, batch_size=a.batch_size, lr=a.lr, threads=a.threads, workers=a.workers,
                           seed=a.seed, grabcut=a.grabcut, eval_max_objects=a.eval_max_objects or None,
                           eval_max_clicks=a.eval_max_clicks, evaluate=not a.no_eval, command=command,
-                          echo=True)
+                          echo=True, replay=a.replay, freeze_bn=not a.train_bn, anchor=a.anchor)
     except (FinetuneError, DataError, ProjectError, WeightsError) as e:
         print(f"finetune: error: {e}", file=sys.stderr)
         return 2

@@ -43,6 +43,13 @@ class TrainConfig:
     resume: bool = False
     threads: int = 0                 # torch CPU threads, 0 = torch default
     val_fraction: float = 0.1        # held out of each source (by file-name hash) for validation IoU
+    # Fine-tuning without forgetting: `replay` sources (same syntax as `sources`) are trained on, never validated
+    # on (old data mixed into new; the files the default split holds out stay out); `freeze_bn` keeps BatchNorm statistics as they were (a small batch of an
+    # odd domain would otherwise re-centre every feature the old data relied on); `anchor` pulls each weight
+    # back towards its initial value by lr * anchor * (w - w0) per step (decoupled L2-SP).
+    replay: list[str] = field(default_factory=list)
+    freeze_bn: bool = False
+    anchor: float = 0.0
 
 
 def _is_val(name: str, fraction: float) -> bool:
@@ -94,6 +101,15 @@ def split_sources(specs: list[str], val_fraction: float):
         if va:
             val.append((_Subset(reader, va), full))
     return train, val
+
+
+def set_train_mode(net: torch.nn.Module, freeze_bn: bool = False) -> None:
+    """net.train(), with BatchNorm layers left in eval mode (fixed statistics) when `freeze_bn`."""
+    net.train()
+    if freeze_bn:
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 class MixedExamples(IterableDataset):
@@ -162,14 +178,14 @@ def _collate(examples: list[dict]) -> dict:
 
 
 @torch.no_grad()
-def validate(net, examples: list[dict], device, batch_size: int = 8) -> float:
+def validate(net, examples: list[dict], device, batch_size: int = 8, freeze_bn: bool = False) -> float:
     net.eval()
     ious = []
     for i in range(0, len(examples), batch_size):
         b = _batch_to(_collate(examples[i:i + batch_size]), device)
         logits, _ = net(b["image"], b["pointer"], b["roi"])
         ious.append(batch_iou(logits > 0, b["target"] > 0.5, b["valid"] > 0.5).cpu())
-    net.train()
+    set_train_mode(net, freeze_bn)
     return float(torch.cat(ious).mean()) if ious else float("nan")
 
 
@@ -214,6 +230,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     if cfg.init_weights:
         load_into(net, cfg.init_weights)
     net.to(device)
+    set_train_mode(net, cfg.freeze_bn)
+    anchor = [p.detach().clone() for p in net.parameters()] if cfg.anchor > 0 else None
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     if cfg.resume and ckpt_path.is_file():
@@ -225,6 +243,9 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
 
     scfg = SamplingConfig(size=cfg.crop)
     train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction)
+    # Replayed data keeps out the files a base run with the default split held out, so the base's validation
+    # images stay unseen (they measure forgetting).
+    train_sources += split_sources(cfg.replay, TrainConfig.val_fraction)[0]
     val_set = fixed_examples(val_sources, scfg, cfg.val_examples) if rank == 0 else []
     loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
                         num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
@@ -256,13 +277,18 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
+        if anchor is not None:
+            with torch.no_grad():
+                pull = _lr_at(step, cfg) * cfg.anchor
+                for p, p0 in zip(net.parameters(), anchor):
+                    p.add_(p0 - p, alpha=pull)
         step += 1
         losses.append(loss.item())
         ious.append(float(iou.mean()))
         bar.update(1)
         if rank == 0:
             if step % cfg.val_every == 0 or step == cfg.steps:
-                last_val = validate(net, val_set, device)
+                last_val = validate(net, val_set, device, freeze_bn=cfg.freeze_bn)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 writer.writerow([step, f"{np.mean(losses):.4f}", f"{np.mean(ious):.4f}", f"{last_val:.4f}",
                                  f"{_lr_at(step, cfg):.2e}", f"{time.time() - t0:.1f}"])
