@@ -272,3 +272,23 @@ def test_overlay_with_24bit_coco_ids_is_exact_and_small():
     small = np.where(labels == 16_000_000, 7, np.where(labels == 12_345_678, 9, labels)).astype(np.int32)
     ref = compose_overlay(small, {7: (10, 200, 30), 3: (200, 40, 40)}, 0.5, True, True, [7])
     assert np.array_equal(rgba, ref)
+
+
+def test_replay_folder_in_the_dialog(qtbot, assets, tmp_path):
+    """The options dialog takes an optional folder of old data to replay; a wrong one is refused with a reason."""
+    project = labelled_project(assets, "proj_replay")
+    win, _ = make_window(qtbot, project, assets["base"])
+    win.action_finetune.trigger()
+    dlg = win.finetune_dialog
+    ok = dlg.buttons.button(QDialogButtonBox.Ok)
+    dlg.replay.setText(str(tmp_path / "nowhere"))
+    ok.click()
+    assert dlg.isVisible() and dlg.error.isVisible() and "nowhere" in dlg.error.text()
+    photos = tmp_path / "photos"
+    (photos / "images").mkdir(parents=True)
+    (photos / "masks").mkdir()
+    dlg.replay.setText(str(photos))
+    assert dlg.options()["replay"] == [str(photos)]
+    dlg.replay.setText("")
+    assert dlg.options()["replay"] == []
+    dlg.reject()

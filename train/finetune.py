@@ -317,6 +317,34 @@ def _source_spec(path: str, weight: float) -> str:
     return f"coco:{p}:{weight:g}"
 
 
+REPLAY_WEIGHT = 0.5  # replayed data : project data, in training examples
+
+
+def replay_spec(path_or_spec: str, weight: float = REPLAY_WEIGHT) -> str:
+    """A trainer source spec for replayed data. Specs (`masks:DIR[:w]`, `semantic:DIR`, `coco:JSON`,
+    `synthetic:N`) pass through; a plain path is recognised: a folder with images/ + masks/ (binary masks),
+    with images/ + labels/ (semantic label maps), or a COCO panoptic JSON. FinetuneError if it is none of them."""
+    kind = path_or_spec.split(":", 1)[0]
+    if kind in ("masks", "semantic", "coco", "synthetic") and ":" in path_or_spec:
+        return path_or_spec
+    path = Path(path_or_spec)
+    if path.is_dir() and (path / "images").is_dir() and (path / "masks").is_dir():
+        kind = "masks"
+    elif path.is_dir() and (path / "images").is_dir() and (path / "labels").is_dir():
+        kind = "semantic"
+    elif path.is_file() and path.suffix.lower() == ".json":
+        kind = "coco"
+    else:
+        raise FinetuneError(f"--replay {path_or_spec}: not a folder with images/ and masks/ (or labels/), nor a "
+                            "COCO panoptic JSON")
+    p = os.fspath(path)
+    if ":" in p:
+        p = os.path.relpath(p)
+    if ":" in p:
+        raise FinetuneError(f"--replay {path_or_spec}: the path may not contain ':'")
+    return f"{kind}:{p}:{weight:g}"
+
+
 def _check_replay(spec: str) -> None:
     """A replay source that the trainer can open, or a FinetuneError saying why not (before any work)."""
     from .sample import DataError
@@ -470,6 +498,7 @@ def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float,
         raise FinetuneError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
     if anchor < 0:
         raise FinetuneError(f"--anchor must be >= 0, got {anchor}")
+    replay = [replay_spec(r) for r in replay]
     for spec in replay:
         _check_replay(spec)
     base = Path(base_weights) if base_weights is not None else _bundled_weights()
@@ -618,8 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-max-clicks", type=int, default=20)
     p.add_argument("--no-eval", action="store_true", help="skip the before/after measurement")
     p.add_argument("--replay", nargs="+", default=[], metavar="SPEC",
-                   help="data the base learned from, mixed into training so it is not forgotten: "
-                        "kind:path[:weight] as in `python -m train --sources` (e.g. masks:DIR:0.5)")
+                   help="data the base learned from, mixed into training so it is not forgotten: a folder "
+                        "with images/ + masks/ (or labels/), a COCO panoptic JSON, or kind:path[:weight] as in "
+                        "`python -m train --sources`")
     p.add_argument("--anchor", type=float, default=DEFAULT_ANCHOR,
                    help="pull towards the base weights per step, times the learning rate (0 = off)")
     p.add_argument("--train-bn", action="store_true",

@@ -87,7 +87,8 @@ class FinetuneOptionsDialog(QDialog):
     def __init__(self, options: Dict[str, Any], parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Fine-tune on this project")
-        self._extra = {k: v for k, v in options.items() if k not in ("base", "steps", "crop", "batch_size")}
+        self._extra = {k: v for k, v in options.items()
+                       if k not in ("base", "steps", "crop", "batch_size", "replay")}
         self.steps = QSpinBox()
         self.steps.setRange(1, 1_000_000)
         self.steps.setValue(int(options.get("steps", 300)))
@@ -105,9 +106,19 @@ class FinetuneOptionsDialog(QDialog):
         base_row = QHBoxLayout()
         base_row.addWidget(self.base, 1)
         base_row.addWidget(browse)
+        self.replay = QLineEdit(str((options.get("replay") or [""])[0]))
+        self.replay.setPlaceholderText("optional: images/ + masks/ folder or COCO panoptic JSON")
+        self.replay.setToolTip("Data the weights were trained on (e.g. photos). Mixed into training so the net "
+                               "keeps what it knew while it learns this project.")
+        browse_replay = QPushButton("Browse…")
+        browse_replay.clicked.connect(self._browse_replay)
+        replay_row = QHBoxLayout()
+        replay_row.addWidget(self.replay, 1)
+        replay_row.addWidget(browse_replay)
         form = QFormLayout()
         form.addRow("Training steps:", self.steps)
         form.addRow("Start from weights:", base_row)
+        form.addRow("Also replay (keeps old skills):", replay_row)
         form.addRow("Crop size (px):", self.crop)
         form.addRow("Batch size:", self.batch_size)
         note = QLabel("Training runs in a separate process; you can keep annotating. About 20% of the labelled "
@@ -133,7 +144,23 @@ class FinetuneOptionsDialog(QDialog):
         if path:
             self.base.setText(path)
 
+    def _browse_replay(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Replay data folder (images/ + masks/ or labels/)",
+                                                self.replay.text())
+        if path:
+            self.replay.setText(path)
+
     def _accept(self) -> None:
+        from train.finetune import FinetuneError, replay_spec
+
+        replay = self.replay.text().strip()
+        if replay:
+            try:
+                replay_spec(replay)
+            except FinetuneError as e:
+                self.error.setText(str(e).replace("--replay ", "Replay data "))
+                self.error.show()
+                return
         base = self.base.text().strip()
         if not base or not Path(base).is_file():
             self.error.setText(f"Base weights file not found: {base or '(none)'}. Load weights first "
@@ -147,8 +174,9 @@ class FinetuneOptionsDialog(QDialog):
         self.accept()
 
     def options(self) -> Dict[str, Any]:
+        replay = self.replay.text().strip()
         return dict(self._extra, base=self.base.text().strip(), steps=self.steps.value(), crop=self.crop.value(),
-                    batch_size=self.batch_size.value())
+                    batch_size=self.batch_size.value(), replay=[replay] if replay else [])
 
 
 # ============================================================================================ the process
