@@ -1,0 +1,247 @@
+"""Clicks to proposals, accept / reject, selection edits, brush and eraser, undo: the part of the main
+window that turns a person's clicks into accepted segments (through the worker and annotator.document)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+from .canvas import compose_proposal
+
+BULK_FILL = (255, 120, 255)  # auto-segment proposals under review
+
+
+class EditingMixin:
+    """Methods of MainWindow (annotator._qt.main_window), kept apart by topic; they use its widgets and state."""
+
+    # ================================================================================ clicks & proposals
+    def on_canvas_click(self, x: int, y: int, positive: bool, ctrl: bool = False) -> None:
+        entry = self.entry
+        if entry is None or self.image is None:
+            return
+        if self._bulk_req is not None:
+            self.status("Auto-segment is running; wait or cancel it first.")
+            return
+        h, w = self.image.shape[:2]
+        if not (0 <= x < w and 0 <= y < h):
+            return
+        sid = int(entry.labels[y, x])
+        if ctrl:  # selection of accepted segments
+            if sid:
+                if sid in self.selected:
+                    self.selected.remove(sid)
+                else:
+                    self.selected.append(sid)
+                self._refresh_overlay()
+                self._update_tool_panel()
+            return
+        if not self.clicks and sid and self.roi_mode != "whole":
+            # Starting on an accepted segment selects it (the net cannot put anything there anyway).
+            self.selected = [sid] if positive else []
+            self._refresh_overlay()
+            self._update_tool_panel()
+            cat = entry.segments.get(sid)
+            if cat is not None:
+                self.status(f"Selected segment {sid} ({self.project.category(cat.category_id).name})")
+            return
+        if self.selected:
+            self.selected = []
+            self._refresh_overlay()
+        if not self.clicks and not positive:
+            self.status("The first click must be positive (left click).")
+            return
+        if self.proposal_from_bulk and not self.clicks and self.proposal is not None:
+            # Re-clicking an auto-segment proposal: refine it interactively from this click on.
+            self.proposal = None
+        self.clicks.append((int(x), int(y), bool(positive)))
+        self._request_prediction()
+
+    def _request_prediction(self) -> None:
+        roi = self.current_roi()
+        # UI work first (markers only: the mask overlay is redrawn when the answer comes), then hand the
+        # request over, so the GUI thread is idle while the worker starts.
+        self.canvas.set_clicks(self.clicks)
+        self.status("Predicting…")
+        self.pending = self.worker.request_predict(self.image, self.clicks, roi)
+        self._update_tool_panel()
+
+    def _on_predicted(self, req_id: int, mask: np.ndarray, score: float, latency: float) -> None:
+        if req_id != self.pending or self.image is None or mask.shape != self.image.shape[:2]:
+            return  # superseded by a newer click, or the image changed
+        self.pending = None
+        self.last_latency = latency
+        self.status_latency.setText(f"last prediction: {latency * 1000:.0f} ms")
+        self.proposal = mask
+        self.proposal_score = score
+        if not mask.any():
+            self.status("The net found nothing there; try another click.")
+        else:
+            self.status(f"Proposal: {int(mask.sum())} px, score {score:.2f}")
+        self._show_proposal()
+
+    def _show_proposal(self) -> None:
+        if self.proposal is None:
+            self.canvas.set_proposal(None, self.clicks)
+        else:
+            fill = BULK_FILL if self.proposal_from_bulk and not self.clicks else (0, 255, 255)
+            self.canvas.set_proposal(compose_proposal(self.proposal, fill=fill), self.clicks)
+        self._update_tool_panel()
+        self.proposal_changed.emit()
+
+    def _clear_proposal(self, cancel: bool = False) -> None:
+        self.clicks = []
+        self.proposal = None
+        self.proposal_from_bulk = False
+        self.pending = None
+        self._show_proposal()
+
+    def _edit(self, fn: Callable, *args, **kw) -> Any:
+        """Run a document edit; a failed autosave (disk full, permissions) is reported, not fatal.
+
+        The document keeps the change in memory marked unsaved, so the next successful save writes it.
+        """
+        try:
+            return fn(*args, **kw)
+        except OSError as exc:
+            self.notify(f"Could not save the project: {exc}\nYour edit is kept in memory; fix the problem and "
+                        "press Ctrl+S.", error=True)
+            return None
+
+    def accept_proposal(self) -> int:
+        """Accept the shown proposal with the current category; returns the new segment id (0 if none)."""
+        if self.proposal is None or self.entry is None:
+            self.status("No proposal to accept." if self.pending is None else "Still predicting…")
+            return 0
+        cid = self._ensure_category()
+        mask = self.proposal
+        self._clear_proposal()
+        sid = self._edit(self.project.add_segment, self.index, mask, cid) or 0
+        if sid:
+            self.status(f"Accepted segment {sid} as {self.project.category(cid).name}.")
+        else:
+            self.status("Nothing left to accept: the proposal covers only labelled pixels.")
+        self._next_bulk_proposal()
+        return sid
+
+    def reject_proposal(self) -> None:
+        had = self.proposal is not None or bool(self.clicks)
+        self._clear_proposal(cancel=True)
+        if had:
+            self.status("Proposal rejected.")
+        self._next_bulk_proposal()
+
+    def accept_all(self) -> int:
+        """Accept the shown proposal and every queued auto-segment proposal of this image (one undo step each)."""
+        if self.entry is None:
+            return 0
+        masks = ([self.proposal] if self.proposal is not None else []) + self.bulk.pop(self.index, [])
+        self._clear_proposal()
+        cid = self._ensure_category()
+        n = 0
+        for m in masks:
+            n += bool(self._edit(self.project.add_segment, self.index, m, cid))
+        self.status(f"Accepted {n} segment(s).")
+        return n
+
+    def _next_bulk_proposal(self) -> None:
+        queue = self.bulk.get(self.index)
+        if self.proposal is not None or self.clicks or not queue:
+            if queue is not None and not queue:
+                self.bulk.pop(self.index, None)
+            self._update_tool_panel()
+            return
+        unl = self.entry.unlabelled_mask()
+        while queue:
+            m = queue.pop(0) & unl
+            if m.any():
+                self.proposal = m
+                self.proposal_score = 1.0
+                self.proposal_from_bulk = True
+                break
+        if not queue:
+            self.bulk.pop(self.index, None)
+        self._show_proposal()
+
+    # ================================================================================ selection edits
+    def merge_selected(self) -> None:
+        if len(self.selected) != 2:
+            self.status("Select exactly two segments (click one, Ctrl+click the other) to merge.")
+            return
+        keep, other = self.selected
+        self._edit(self.project.merge_segments, self.index, keep, other)
+        self.selected = [keep]
+        self.status(f"Merged segment {other} into {keep}.")
+
+    def delete_selected(self) -> None:
+        if not self.selected:
+            self.status("Nothing selected (click a labelled segment to select it).")
+            return
+        for sid in list(self.selected):
+            self._edit(self.project.delete_segment, self.index, sid)
+        self.status(f"Deleted segment(s) {', '.join(map(str, self.selected))}.")
+        self.selected = []
+
+    # ================================================================================ brush / eraser
+    def on_stroke(self, x: int, y: int, finished: bool) -> None:
+        if self.image is None:
+            return
+        h, w = self.image.shape[:2]
+        if self._stroke is None:
+            self._stroke = np.zeros((h, w), np.uint8)
+            self._stroke_last = None
+        r = max(1, self.brush_radius)
+        if self._stroke_last is None:
+            cv2.circle(self._stroke, (x, y), r, 1, -1)
+        else:
+            cv2.line(self._stroke, self._stroke_last, (x, y), 1, 2 * r + 1)
+        self._stroke_last = (x, y)
+        prev = np.zeros((h, w, 4), np.uint8)
+        prev[self._stroke > 0] = (255, 80, 80, 110) if self.tool == "erase" else (80, 255, 80, 110)
+        self.canvas.set_stroke(prev)
+        if finished:
+            stroke = self._stroke > 0
+            self._stroke = None
+            self._stroke_last = None
+            self.canvas.set_stroke(None)
+            self.apply_stroke(stroke, erase=self.tool == "erase")
+
+    def apply_stroke(self, stroke: np.ndarray, erase: bool) -> None:
+        """Paint into the proposal if one is shown, else into the single selected segment."""
+        if self.proposal is not None:
+            if erase:
+                self.proposal = self.proposal & ~stroke
+            else:
+                self.proposal = self.proposal | (stroke & self.entry.unlabelled_mask())
+            self._show_proposal()
+        elif len(self.selected) == 1:
+            self._edit(self.project.paint, self.index, self.selected[0], stroke, erase=erase)
+        elif not erase:
+            # Nothing selected: the stroke starts a hand-painted proposal (works without a model too).
+            self.proposal = stroke & self.entry.unlabelled_mask()
+            self.proposal_score = 1.0
+            self.proposal_from_bulk = False
+            self._show_proposal()
+        else:
+            self.status("Eraser: select one segment (click it) or build a proposal first.")
+
+    # ================================================================================ undo
+    def undo(self) -> None:
+        if self.proposal is not None or self.clicks:
+            # Undo inside a proposal: drop the last click first (feels natural while refining).
+            self._undo_click()
+            return
+        if self.project is not None and self._edit(self.project.undo) is False:
+            self.status("Nothing to undo.")
+
+    def _undo_click(self) -> None:
+        if self.clicks:
+            self.clicks.pop()
+        if self.clicks:
+            self._request_prediction()
+        else:
+            self._clear_proposal()
+            self._next_bulk_proposal()
+
+    def redo(self) -> None:
+        if self.project is not None and self._edit(self.project.redo) is False:
+            self.status("Nothing to redo.")

@@ -1,0 +1,72 @@
+"""Export (COCO panoptic, COCO instances) and import of the main window's project."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from PyQt5.QtWidgets import QFileDialog, QMessageBox
+
+
+class FileActionsMixin:
+    """Methods of MainWindow (annotator._qt.main_window), kept apart by topic; they use its widgets and state."""
+
+    # ================================================================================ export / import
+    def export_panoptic(self, out_dir: Optional[str] = None, instances: Optional[bool] = None) -> Optional[str]:
+        from annotator import coco_io
+
+        if self.project is None:
+            return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self, "Export COCO panoptic to folder")
+            if not out_dir:
+                return None
+            if instances is None:
+                instances = QMessageBox.question(self, "Export", "Also write COCO instances (things, RLE)?") == QMessageBox.Yes
+        try:
+            path = coco_io.export_coco_panoptic(self.project, out_dir)
+            if instances:
+                coco_io.export_coco_instances(self.project, os.path.join(out_dir, "instances.json"))
+        except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
+            self.notify(f"Export failed: {exc}", error=True)
+            return None
+        self.status(f"Exported COCO panoptic to {path}")
+        return path
+
+    def export_instances(self, out_path: Optional[str] = None) -> Optional[str]:
+        from annotator import coco_io
+
+        if self.project is None:
+            return None
+        if out_path is None:
+            out_path, _ = QFileDialog.getSaveFileName(self, "Export COCO instances", "instances.json", "JSON (*.json)")
+            if not out_path:
+                return None
+        try:
+            path = coco_io.export_coco_instances(self.project, out_path)
+        except Exception as exc:
+            self.notify(f"Export failed: {exc}", error=True)
+            return None
+        self.status(f"Exported COCO instances to {path}")
+        return path
+
+    def import_panoptic(self, json_path: Optional[str] = None, image_dir: Optional[str] = None,
+                        project_dir: Optional[str] = None) -> bool:
+        from annotator import coco_io
+
+        if json_path is None:
+            json_path, _ = QFileDialog.getOpenFileName(self, "Import COCO panoptic JSON", "", "JSON (*.json)")
+            if not json_path:
+                return False
+            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project")
+            if not project_dir:
+                return False
+        kwargs = {}
+        if project_dir is not None:
+            kwargs["project_dir"] = project_dir
+        try:
+            project = coco_io.import_coco_panoptic(json_path, image_dir, **kwargs)
+        except Exception as exc:
+            self.notify(f"Cannot import {json_path}:\n{exc}", error=True)
+            return False
+        self.set_project(project)
+        return True
