@@ -290,5 +290,8 @@ def test_replay_folder_in_the_dialog(qtbot, assets, tmp_path):
     dlg.replay.setText(str(photos))
     assert dlg.options()["replay"] == [str(photos)]
     dlg.replay.setText("")
-    assert dlg.options()["replay"] == []
+    assert dlg.options()["replay"] == [] and dlg.options()["train_bn"] is False
+    dlg.train_bn.setChecked(True)
+    from train.finetune import build_command
+    assert "--train-bn" in build_command(project.project_dir, tmp_path / "out", **dlg.options())
     dlg.reject()

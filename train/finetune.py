@@ -317,7 +317,7 @@ def _source_spec(path: str, weight: float) -> str:
     return f"coco:{p}:{weight:g}"
 
 
-REPLAY_WEIGHT = 0.5  # replayed data : project data, in training examples
+REPLAY_WEIGHT = 1.0  # replayed data : project data, in training examples
 
 
 def replay_spec(path_or_spec: str, weight: float = REPLAY_WEIGHT) -> str:

@@ -19,6 +19,7 @@ import pyqtgraph as pg
 from PyQt5.QtCore import QObject, QProcess, QProcessEnvironment, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -88,7 +89,7 @@ class FinetuneOptionsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Fine-tune on this project")
         self._extra = {k: v for k, v in options.items()
-                       if k not in ("base", "steps", "crop", "batch_size", "replay")}
+                       if k not in ("base", "steps", "crop", "batch_size", "replay", "train_bn")}
         self.steps = QSpinBox()
         self.steps.setRange(1, 1_000_000)
         self.steps.setValue(int(options.get("steps", 300)))
@@ -119,6 +120,10 @@ class FinetuneOptionsDialog(QDialog):
         form.addRow("Training steps:", self.steps)
         form.addRow("Start from weights:", base_row)
         form.addRow("Also replay (keeps old skills):", replay_row)
+        self.train_bn = QCheckBox("Let BatchNorm statistics adapt (more gain on a very different domain, "
+                                  "forgets more)")
+        self.train_bn.setChecked(bool(options.get("train_bn", False)))
+        form.addRow("", self.train_bn)
         form.addRow("Crop size (px):", self.crop)
         form.addRow("Batch size:", self.batch_size)
         note = QLabel("Training runs in a separate process; you can keep annotating. About 20% of the labelled "
@@ -176,7 +181,8 @@ class FinetuneOptionsDialog(QDialog):
     def options(self) -> Dict[str, Any]:
         replay = self.replay.text().strip()
         return dict(self._extra, base=self.base.text().strip(), steps=self.steps.value(), crop=self.crop.value(),
-                    batch_size=self.batch_size.value(), replay=[replay] if replay else [])
+                    batch_size=self.batch_size.value(), replay=[replay] if replay else [],
+                    train_bn=self.train_bn.isChecked())
 
 
 # ============================================================================================ the process
