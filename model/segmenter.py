@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .encoding import Click, encode_pointer, normalize_image
+from .encoding import CLICK_RADIUS, Click, encode_pointer, normalize_image
 from .net import PointerSegNet, fuse_for_inference
 from .weights import WeightsError, load_into
 
@@ -78,7 +78,7 @@ class Segmenter:
     """Click-to-mask inference on the pointer/ROI net."""
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
-                 full_image_side: int = 320, info: dict | None = None):
+                 full_image_side: int = 320, info: dict | None = None, local_corrections: bool = True):
         self.device = str(device)
         # BatchNorm folded into the convolutions: same masks, less work per click. A copy, so a caller's
         # (training) net is left as it was.
@@ -86,6 +86,8 @@ class Segmenter:
         self.max_side = max_side              # internal long side for clicks
         self.full_image_side = full_image_side  # internal long side for segment_image (many runs per image)
         self.info = info or {}
+        # A correction changes the mask only in the connected region under its click (see _apply_correction).
+        self.local_corrections = local_corrections
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
 
@@ -158,6 +160,33 @@ class Segmenter:
             score = float(torch.sigmoid(score[0]).cpu())
         return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
 
+    def _apply_correction(self, prev: np.ndarray, new: np.ndarray, click: Click, roi: np.ndarray,
+                          window: tuple[int, int, int, int]) -> np.ndarray:
+        """The contract of a correction click: a positive click adds the missed region under it, a negative one
+        removes the wrong region under it, and nothing else changes. Of the net's new mask only the connected
+        piece of the change that holds the click is taken: changes far from the click (the net re-deciding parts
+        the person had already accepted by not clicking there) are dropped. If the net ignored the click, a disk
+        of the click's size is added or removed, so every click has an effect."""
+        x, y, positive = int(click[0]), int(click[1]), bool(click[2])
+        x0, y0, x1, y1 = window
+        change = (new & ~prev) if positive else (prev & ~new)
+        sub = change[y0:y1, x0:x1].astype(np.uint8)
+        out = prev.copy()
+        if sub[y - y0, x - x0]:
+            _, comp = cv2.connectedComponents(sub, connectivity=8)
+            piece = comp == comp[y - y0, x - x0]
+        else:
+            r = max(2, round(CLICK_RADIUS * max(x1 - x0, y1 - y0) / self.max_side))  # the encoded disk
+            piece = np.zeros_like(sub)
+            cv2.circle(piece, (x - x0, y - y0), r, 1, -1)
+            piece = piece.astype(bool)
+        region = out[y0:y1, x0:x1]
+        if positive:
+            region |= piece & roi[y0:y1, x0:x1]
+        else:
+            region &= ~piece
+        return out
+
     @staticmethod
     def _zoom_window(mask: np.ndarray, clicks: Sequence[Click], shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """A window around the previous mask and all clicks, 40% larger on each side, at least 1/4 of the
@@ -204,8 +233,10 @@ class Segmenter:
                 window = self._zoom_window(mask, clicks[:k], (h, w))
                 prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side)
                 x0, y0, x1, y1 = window
-                mask = mask.copy()
-                mask[y0:y1, x0:x1] = (prob > 127) & roi[y0:y1, x0:x1]
+                new = mask.copy()
+                new[y0:y1, x0:x1] = (prob > 127) & roi[y0:y1, x0:x1]
+                mask = self._apply_correction(mask, new, clicks[k - 1], roi, window) if self.local_corrections \
+                    else new
         self._last = (key, list(clicks), mask, score)
         return Prediction(mask.copy(), score, time.perf_counter() - t0)
 

@@ -348,3 +348,21 @@ def test_load_weights_swaps_the_net(weights_file: Path, scene: np.ndarray) -> No
     assert after.score != before.score
     assert after.score == reference.score
     np.testing.assert_array_equal(after.mask, reference.mask)
+
+
+def test_corrections_change_only_the_region_under_the_click(seg_partial: Segmenter, scene: np.ndarray) -> None:
+    """A positive click adds the region under it and removes nothing; a negative click removes the region under
+    it and adds nothing; either way the clicked pixel ends up on the clicked side."""
+    first = seg_partial.predict(scene, [(80, 60, True)]).mask
+    ys, xs = np.nonzero(~first)
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+    added = seg_partial.predict(scene, [(80, 60, True), (x, y, True)]).mask
+    assert added[y, x] and not (first & ~added).any()
+    ys, xs = np.nonzero(first)
+    x, y = int(xs[len(xs) // 3]), int(ys[len(ys) // 3])
+    removed = seg_partial.predict(scene, [(80, 60, True), (x, y, False)]).mask
+    assert not removed[y, x] and not (removed & ~first).any()
+    roi = np.ones(scene.shape[:2], bool)
+    roi[:, :40] = False  # and never outside the ROI, also for a positive click near its edge
+    chained = seg_partial.predict(scene, [(80, 60, True), (42, 60, True)], roi=roi).mask
+    assert chained[60, 42] and not chained[~roi].any()
