@@ -243,3 +243,47 @@ def test_replay_sources_are_trained_on_and_bad_ones_are_refused(tmp_path: Path,
     cfg = parse_args(["--sources", "synthetic:8", "--replay", f"masks:{folder}", "synthetic:4:0.2",
                       "--freeze-bn", "--anchor", "5"])
     assert cfg.replay == [f"masks:{folder}", "synthetic:4:0.2"] and cfg.freeze_bn and cfg.anchor == 5.0
+
+
+def test_simulated_corrections_click_on_the_nets_own_errors() -> None:
+    """Iterative training: each round adds the protocol's click on the prediction's larger error, with the
+    right sign, and feeds the prediction back as the previous mask; the target and the image stay."""
+    from train.sampling import SamplingConfig, make_example
+    from train.synthetic import SyntheticScenes
+
+    scenes = SyntheticScenes(6, size=(96, 96), seed=3)
+    rng = np.random.default_rng(0)
+    examples = [ex for ex in (make_example(scenes[i], rng, SamplingConfig(size=64, p_correction=0.0), True)
+                              for i in range(6)) if ex is not None][:4]
+    batch = trainer._collate(examples)
+    torch.manual_seed(0)
+    net = PointerSegNet(pretrained_backbone=False)
+    net.eval()
+    with torch.no_grad():
+        logits, _ = net(batch["image"], batch["pointer"], batch["roi"])
+    pred = ((logits > 0) & (batch["roi"] > 0.5))[:, 0].numpy()
+    out = trainer.simulate_corrections(net, batch, rounds=1)
+    assert torch.equal(out["target"], batch["target"]) and torch.equal(out["image"], batch["image"])
+    target = batch["target"][:, 0].numpy() > 0.5
+    allowed = (batch["valid"] * batch["roi"])[:, 0].numpy() > 0.5
+    changed = 0
+    for i in range(len(examples)):
+        added_pos = ((out["pointer"][i, 0] > 0.5) & ~(batch["pointer"][i, 0] > 0.5)).numpy()
+        added_neg = ((out["pointer"][i, 1] > 0.5) & ~(batch["pointer"][i, 1] > 0.5)).numpy()
+        missed, wrong = target[i] & ~pred[i] & allowed[i], pred[i] & ~target[i] & allowed[i]
+        if not (missed.any() or wrong.any()):
+            assert not added_pos.any() and not added_neg.any()
+            continue
+        changed += 1
+        assert added_pos.any() != added_neg.any()  # exactly one new click
+        disk, error = (added_pos, missed) if added_pos.any() else (added_neg, wrong)
+        ys, xs = np.nonzero(disk)
+        assert error[int(round(ys.mean())), int(round(xs.mean()))]  # centred on an error pixel of that sign
+        assert np.array_equal(out["pointer"][i, 2].numpy() > 0.5, pred[i])
+    assert changed > 0
+
+
+def test_iterative_training_runs(tmp_path: Path) -> None:
+    summary = train(_cfg(tmp_path / "run", steps=2, iterative=1.0, iterative_rounds=2))
+    assert summary["steps"] == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["iterative"] == 1.0

@@ -11,16 +11,18 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
+from model.encoding import CLICK_RADIUS
 from model.net import PointerSegNet
 from model.weights import load_into, save_weights
 
-from .sampling import SamplingConfig, make_example
+from .sampling import SamplingConfig, make_example, next_click
 
 
 @dataclass
@@ -50,6 +52,11 @@ class TrainConfig:
     replay: list[str] = field(default_factory=list)
     freeze_bn: bool = False
     anchor: float = 0.0
+    # Correction training on the net's own mistakes (RITM-style): in this share of batches the net first runs
+    # 1..iterative_rounds times without gradients; each round adds the protocol's next click on its error and
+    # makes its prediction the previous-mask channel, so corrections are learnt from the errors the net makes.
+    iterative: float = 0.0
+    iterative_rounds: int = 3
 
 
 def _is_val(name: str, fraction: float) -> bool:
@@ -189,6 +196,32 @@ def validate(net, examples: list[dict], device, batch_size: int = 8, freeze_bn: 
     return float(torch.cat(ious).mean()) if ious else float("nan")
 
 
+@torch.no_grad()
+def simulate_corrections(net, batch: dict, rounds: int, freeze_bn: bool = False, use_amp: bool = False) -> dict:
+    """The interactive loop on a training batch: `rounds` times, predict, place the protocol's next click on the
+    larger error (inside ROI and valid pixels), and feed the prediction back as the previous mask, as the
+    Segmenter does at a correction. Returns the batch with its pointer channels updated; the target stays."""
+    net.eval()
+    device = batch["pointer"].device
+    target = batch["target"][:, 0].cpu().numpy() > 0.5
+    allowed = ((batch["valid"] * batch["roi"])[:, 0] > 0.5).cpu().numpy()
+    roi = batch["roi"] > 0.5
+    pointer = batch["pointer"].cpu().numpy().copy()
+    for _ in range(rounds):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits, _ = net(batch["image"], torch.from_numpy(pointer).to(device), batch["roi"])
+        pred = ((logits > 0) & roi)[:, 0].cpu().numpy()
+        for i in range(len(pred)):
+            click = next_click(pred[i], target[i], allowed[i])
+            if click is None:
+                continue
+            x, y, positive = click
+            cv2.circle(pointer[i, 0 if positive else 1], (x, y), CLICK_RADIUS, 1.0, -1)
+            pointer[i, 2] = pred[i]
+    set_train_mode(net, freeze_bn)
+    return {**batch, "pointer": torch.from_numpy(pointer).to(device)}
+
+
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -266,8 +299,12 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     step = start
     stopped = False
     it = iter(loader)
+    sim_rng = np.random.default_rng([cfg.seed, rank, start])
     while step < cfg.steps:
         batch = _batch_to(next(it), device)
+        if cfg.iterative > 0 and sim_rng.random() < cfg.iterative:
+            rounds = int(sim_rng.integers(1, cfg.iterative_rounds + 1))
+            batch = simulate_corrections(net, batch, rounds, cfg.freeze_bn, use_amp)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
