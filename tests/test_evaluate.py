@@ -352,3 +352,26 @@ def test_grabcut_peer_segment_image_finds_regions():
     assert out.shape == labels.shape and out.dtype.kind == "i"
     r = panoptic_quality(out, [labels == k for k in range(3)], np.zeros(labels.shape, bool))
     assert r["mean_best_iou"] > 0.8
+
+
+def test_held_out_measures_only_the_trainers_validation_files(tmp_path, capsys):
+    """--held-out: a run trained on a folder can still be measured on the files its split kept out."""
+    from train.trainer import TrainConfig, _is_val
+
+    rng = np.random.default_rng(5)
+    root = tmp_path / "photos"
+    names = [f"p{k}" for k in range(40)]
+    for name in names:
+        img, labels = _scene(rng, 64, 64)
+        _write_png(root / "images" / f"{name}.png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        _write_png(root / "masks" / f"{name}.png", (labels == 1).astype(np.uint8) * 255)
+    expected = {n for n in names if _is_val(n, TrainConfig.val_fraction)}
+    assert 0 < len(expected) < len(names)
+    r = _run(["clicks", "--data", f"masks:{root}", "--held-out", "--max-clicks", "1"], tmp_path / "h.json")
+    assert {Path(im["name"]).stem for im in r["per_image"]} == expected
+    assert r["settings"]["held_out"] is True
+    for name in expected:  # a folder with none of the held-out files is a clear error, not an empty table
+        for sub in ("images", "masks"):
+            (root / sub / f"{name}.png").unlink()
+    assert main(["clicks", "--data", f"masks:{root}", "--held-out", "--random-init", "--threads", "1"]) == 2
+    assert "held-out split" in capsys.readouterr().err

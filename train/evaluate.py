@@ -409,6 +409,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--random-init", action="store_true", help="an untrained net (tests, plumbing)")
     p.add_argument("--peer", choices=["grabcut"], help="run a peer method on the same images and protocol")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--held-out", action="store_true",
+                   help="only the files the trainer holds out of this source for validation (its stable split by "
+                        "file name), so data a run trained on can still measure it")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--max-clicks", type=int, default=20)
     p.add_argument("--max-segments-per-image", type=int, default=10,
@@ -429,7 +432,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     """Run one evaluation as described by parsed `args`; returns the result dict (as written to JSON)."""
     import torch
 
-    from .trainer import open_source
+    from .trainer import TrainConfig, _is_val, _Subset, open_source
 
     torch.set_num_threads(max(1, args.threads))
     cv2.setNumThreads(max(1, args.threads))
@@ -439,6 +442,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise
     except ValueError as exc:  # unknown kind or malformed spec
         raise DataError(str(exc)) from None
+    if args.held_out:
+        names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
+        reader = _Subset(reader, [i for i, n in enumerate(names) if _is_val(n, TrainConfig.val_fraction)])
+        if len(reader) == 0:
+            raise DataError(f"{args.data}: no file falls in the trainer's held-out split")
     if args.mode == "full" and not fully_labelled:
         raise DataError(f"{args.data}: 'full' mode needs full label maps (semantic:, coco: or synthetic: data); "
                         "a masks: folder labels one object per image")
@@ -477,7 +485,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "data": {"spec": args.data, "fully_labelled": fully_labelled, "images_in_source": len(reader)},
         "settings": {"max_clicks": args.max_clicks, "max_segments_per_image": args.max_segments_per_image,
                      "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
-                     "seed": args.seed, "limit": args.limit, "peer": args.peer, "device": segmenter.device},
+                     "seed": args.seed, "limit": args.limit,
+                     "held_out": args.held_out, "peer": args.peer, "device": segmenter.device},
         "n_images": len(per_image),
         "n_objects": sum(len(im.get("objects", [])) for im in per_image),
         "skipped": skipped,
