@@ -18,7 +18,7 @@ def parse_args(argv: list[str]) -> TrainConfig:
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
         if f.name == "sources":
-            p.add_argument(name, nargs="+", help="kind:path[:weight]; kinds: masks, semantic, coco, synthetic")
+            p.add_argument(name, nargs="+", help="kind:path[:weight]; kinds: masks, semantic, coco, synthetic, copypaste (copypaste:SRC+SRC[:weight[:n]])")
         elif f.name == "replay":
             p.add_argument(name, nargs="+", help="sources trained on but never validated on (fine-tuning)")
         elif f.type in ("bool", bool):

@@ -96,10 +96,35 @@ def open_source(spec: str):
     raise ValueError(f"unknown data source kind {kind!r} in {spec!r} (masks, semantic, coco, synthetic)")
 
 
+def _open_copy_paste(spec: str, val_fraction: float):
+    """`copypaste:SRC+SRC...[:weight[:n]]`, each SRC a `masks` folder (or `semantic=PATH`): objects cut from the
+    training split of the `masks` sources (one whole object per photo), pasted onto training-split photos of all
+    of them (a semantic source's regions are stuff and fragments: backgrounds only) (train.copy_paste)."""
+    from .copy_paste import CopyPasteScenes
+    parts = spec.split(":")
+    weight = float(parts[2]) if len(parts) > 2 else 1.0
+    n = int(parts[3]) if len(parts) > 3 else 20000
+    objects, backgrounds = [], []
+    for src in parts[1].split("+"):
+        kind, _, path = src.rpartition("=")
+        reader, _, _ = open_source(f"{kind or 'masks'}:{path}")
+        names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
+        subset = _Subset(reader, [i for i, nm in enumerate(names) if not _is_val(nm, val_fraction)])
+        backgrounds.append(subset)
+        if kind in ("", "masks"):
+            objects.append(subset)
+    return CopyPasteScenes(objects, backgrounds, n=n, seed=4321), weight, False
+
+
 def split_sources(specs: list[str], val_fraction: float):
     """[(train_subset, weight, fully_labelled)], [(val_subset, fully_labelled)]"""
     train, val = [], []
     for spec in specs:
+        if spec.startswith("copypaste:"):
+            # Built from the training split of its sources only; validated on through those sources.
+            reader, weight, full = _open_copy_paste(spec, val_fraction)
+            train.append((reader, weight, full))
+            continue
         reader, weight, full = open_source(spec)
         names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
         tr = [i for i, n in enumerate(names) if not _is_val(n, val_fraction)]
