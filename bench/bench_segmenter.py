@@ -2,6 +2,7 @@
 
     python bench/bench_segmenter.py [--weights PATH | --random-init] [--images 5] [--clicks 10] [--threads 2]
                                     [--json OUT.json] [--large 4000x3000] [--no-peer] [--no-peer-full]
+                                    [--runtimes all | NAME,NAME...]
 
 * click-to-mask latency (p50, p90, after warm-up) on real 640x480 images (COCO-MVal objects resized and
   cropped from ../shared/data; CamVid when that is missing; synthetic scenes when neither is there). Each image
@@ -12,6 +13,10 @@
   processes for 640x480 and for the large size: peak RSS growth during the clicks and the peak of numpy
   allocations (tracemalloc), to show that memory inside the net does not grow with megapixels (the net always
   runs at a bounded internal size; only full-resolution masks grow).
+* --runtimes: the same weights run by each candidate runtime (bench/runtime_candidates.py: eager PyTorch,
+  channels-last, TorchScript frozen, ONNX Runtime fp32 and int8, OpenVINO) on the same click chains (placed by
+  eager PyTorch's errors) and images: click p50 / p90, first click, `segment_image` s/image, load time, and the
+  masks' mean IoU against eager PyTorch; then the runtime the Segmenter picks by default.
 """
 from __future__ import annotations
 
@@ -213,6 +218,105 @@ def _segmenter(args):
         return seg, desc
 
 
+# ---------------------------------------------------------------- runtimes
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def run_runtimes(args) -> dict:
+    """Every candidate runtime on the same clicks and images; agreement with eager PyTorch's masks."""
+    import tempfile
+
+    import torch
+
+    from model import Segmenter, runtime
+    from runtime_candidates import CANDIDATES
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    names = list(CANDIDATES) if args.runtimes == "all" else args.runtimes.split(",")
+    seg, weights = _segmenter(args)
+    seg._runner = runtime.TorchRunner(seg.net)  # the reference: eager PyTorch
+    images, source = load_images(args.images, args.synthetic)
+    # Reference chains: clicks placed by eager PyTorch's own errors; every runtime then gets the same clicks.
+    chains, ref_masks, ref_labels = [], [], []
+    _, wimg, wt, wv = images[0]
+    click_chain(seg, np.ascontiguousarray(wimg[:, ::-1]), wt[:, ::-1], wv[:, ::-1], 2)
+    for name, image, target, valid in images:
+        clicks, _ = click_chain(seg, image, target, valid, args.clicks)
+        chains.append(clicks)
+        ref_masks.append([seg.predict(image, clicks[:k]).mask for k in range(1, len(clicks) + 1)])
+        ref_labels.append(seg.segment_image(image))
+    # A cold ONNX export (empty cache) is a one-off per weights; report it apart from the (cached) load time.
+    cold = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        runtime.onnx_runner(seg.net, cache=Path(tmp))
+        cold["onnxruntime"] = time.perf_counter() - t0
+    results = {}
+    for rname in names:
+        try:
+            t0 = time.perf_counter()
+            runner = CANDIDATES[rname](seg.net)
+            load = time.perf_counter() - t0
+        except Exception as exc:  # noqa: BLE001 - a candidate that cannot load is reported, not fatal
+            results[rname] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+            print(f"{rname}: unavailable ({exc})", file=sys.stderr)
+            continue
+        seg._runner, seg._last, seg._resized = runner, None, None
+        try:
+            click_chain(seg, np.ascontiguousarray(wimg[:, ::-1]), wt[:, ::-1], wv[:, ::-1], 2)  # warm-up
+            first, rest, ious, seg_times, seg_ious = [], [], [], [], []
+            for (name, image, target, valid), clicks, refs, ref_lab in zip(images, chains, ref_masks, ref_labels):
+                seg._last = None
+                for k in range(1, len(clicks) + 1):
+                    t0 = time.perf_counter()
+                    mask = seg.predict(image, clicks[:k]).mask
+                    (first if k == 1 else rest).append(time.perf_counter() - t0)
+                    ious.append(_iou(mask, refs[k - 1]))
+                t0 = time.perf_counter()
+                labels = seg.segment_image(image)
+                seg_times.append(time.perf_counter() - t0)
+                seg_ious.append(float((labels == ref_lab).mean()))  # pixels with the same segment id
+        except Exception as exc:  # noqa: BLE001
+            results[rname] = {"error": f"{type(exc).__name__}: {exc}"[:200], "load_seconds": load}
+            print(f"{rname}: failed ({exc})", file=sys.stderr)
+            continue
+        results[rname] = {"click": _percentiles(first + rest), "first_click": _percentiles(first),
+                          "segment_image": _percentiles(seg_times), "load_seconds": load,
+                          "cold_load_seconds": cold.get(rname), "mask_iou_vs_torch": float(np.mean(ious)),
+                          "min_mask_iou_vs_torch": float(np.min(ious)),
+                          "segment_image_agreement": float(np.mean(seg_ious))}
+        print(f"{rname}: click p50 {results[rname]['click']['p50'] * 1000:.0f} ms, "
+              f"IoU vs torch {results[rname]['mask_iou_vs_torch']:.4f}", file=sys.stderr, flush=True)
+    default = runtime.make_runner(seg.net, "cpu", "auto").name
+    return {"command": " ".join(shlex.quote(a) for a in [sys.argv[0]] + args.argv), "weights": weights,
+            "images_source": source, "image_size": list(SIZE), "n_images": len(images),
+            "clicks_per_image": args.clicks, "threads": args.threads, "runtimes": results,
+            "default_runtime": default}
+
+
+def format_runtimes(r: dict) -> str:
+    lines = [f"runtimes {r['image_size'][0]}x{r['image_size'][1]}  images {r['n_images']} ({r['images_source']})  "
+             f"clicks/image {r['clicks_per_image']}  threads {r['threads']}  weights {r['weights']['name']}",
+             f"{'runtime':<26}{'click p50':>10}{'p90':>7}{'first p50':>10}{'seg_img s':>10}{'load s':>8}"
+             f"{'IoU vs torch':>13}{'min IoU':>9}{'seg agr':>9}"]
+    for name, m in r["runtimes"].items():
+        if "error" in m:
+            lines.append(f"{name:<26}unavailable: {m['error']}")
+            continue
+        load = f"{m['load_seconds']:.2f}" + (f" (cold {m['cold_load_seconds']:.1f})" if m.get("cold_load_seconds")
+                                             else "")
+        lines.append(f"{name:<26}{_ms(m['click']['p50']):>10}{_ms(m['click']['p90']):>7}"
+                     f"{_ms(m['first_click']['p50']):>10}{m['segment_image']['mean']:>10.2f}{load:>8}"
+                     f"{m['mask_iou_vs_torch']:>13.4f}{m['min_mask_iou_vs_torch']:>9.4f}"
+                     f"{m['segment_image_agreement']:>9.4f}")
+    lines.append(f"default runtime of the Segmenter on this machine: {r['default_runtime']}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- main
 
 def run_bench(args) -> dict:
@@ -343,6 +447,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-peer", action="store_true", help="no GrabCut")
     p.add_argument("--no-peer-full", action="store_true", help="no sequential GrabCut segment_image (slow)")
     p.add_argument("--synthetic", action="store_true", help="synthetic images even when real data is there")
+    p.add_argument("--runtimes", help="compare inference runtimes instead: 'all' or a comma-separated list "
+                   "(bench/runtime_candidates.py)")
     p.add_argument("--_probe-size", dest="probe_size", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.argv = argv
@@ -355,8 +461,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_size:
         print(json.dumps(memory_probe(args)))
         return 0
-    result = run_bench(args)
-    print(format_table(result))
+    if args.runtimes:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        result = run_runtimes(args)
+        print(format_runtimes(result))
+    else:
+        result = run_bench(args)
+        print(format_table(result))
     if args.json:
         from train.evaluate import write_json
 

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from .encoding import CLICK_RADIUS, Click, encode_pointer, normalize_image
 from .net import PointerSegNet, fuse_for_inference
+from .runtime import make_runner
 from .weights import WeightsError, load_into
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -78,11 +79,14 @@ class Segmenter:
     """Click-to-mask inference on the pointer/ROI net."""
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
-                 full_image_side: int = 320, info: dict | None = None, local_corrections: bool = True):
+                 full_image_side: int = 320, info: dict | None = None, local_corrections: bool = True,
+                 backend: str = "auto"):
         self.device = str(device)
-        # BatchNorm folded into the convolutions: same masks, less work per click. A copy, so a caller's
-        # (training) net is left as it was.
-        self.net = fuse_for_inference(copy.deepcopy(net)).to(self.device)
+        # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
+        # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
+        # or "torch" force one.
+        self.backend = backend
+        self._set_net(net)
         self.max_side = max_side              # internal long side for clicks
         self.full_image_side = full_image_side  # internal long side for segment_image (many runs per image)
         self.info = info or {}
@@ -111,13 +115,24 @@ class Segmenter:
         torch.manual_seed(seed)
         return cls(PointerSegNet(pretrained_backbone=False), device, info={"untrained": True}, **kwargs)
 
+    def _set_net(self, net: PointerSegNet) -> None:
+        # BatchNorm folded into the convolutions: same masks, less work per click. A copy, so a caller's
+        # (training) net is left as it was.
+        self.net = fuse_for_inference(copy.deepcopy(net)).to(self.device)
+        self._runner = make_runner(self.net, self.device, self.backend)
+        self._last = None
+
+    @property
+    def runtime(self) -> str:
+        """What runs the net: "openvino", "onnxruntime" or "torch"."""
+        return self._runner.name
+
     def load_weights(self, path: str | Path) -> dict:
         """Swap in other weights (e.g. after fine-tuning) without rebuilding the Segmenter."""
         net = PointerSegNet(pretrained_backbone=False)
         info = load_into(net, path)
-        self.net = fuse_for_inference(net).to(self.device)
+        self._set_net(net)
         self.info = info
-        self._last = None
         return info
 
     # ---- the net on one window of the image ----
@@ -148,16 +163,16 @@ class Segmenter:
         sx, sy = nw / ww, nh / wh
         local = [((x - x0 + 0.5) * sx - 0.5, (y - y0 + 0.5) * sy - 0.5, p) for x, y, p in clicks]
         ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32  # the encoder needs multiples of 32
-        img_t = np.zeros((3, ph, pw), np.float32)
-        img_t[:, :nh, :nw] = normalize_image(small)
-        ptr_t = np.zeros((3, ph, pw), np.float32)
-        ptr_t[:, :nh, :nw] = encode_pointer(nh, nw, local, prev_small)
-        roi_t = np.zeros((1, ph, pw), np.float32)
-        roi_t[0, :nh, :nw] = roi_small
-        with torch.inference_mode():
-            logits, score = self.net(*(torch.from_numpy(a)[None].to(self.device) for a in (img_t, ptr_t, roi_t)))
-            prob = (torch.sigmoid(logits[0, 0, :nh, :nw].float()) * 255).round().to(torch.uint8).cpu().numpy()
-            score = float(torch.sigmoid(score[0]).cpu())
+        img_t = np.zeros((1, 3, ph, pw), np.float32)
+        img_t[0, :, :nh, :nw] = normalize_image(small)
+        ptr_t = np.zeros((1, 3, ph, pw), np.float32)
+        ptr_t[0, :, :nh, :nw] = encode_pointer(nh, nw, local, prev_small)
+        roi_t = np.zeros((1, 1, ph, pw), np.float32)
+        roi_t[0, 0, :nh, :nw] = roi_small
+        logits, score = self._runner(img_t, ptr_t, roi_t)
+        # sigmoid(l) > 0.5 <=> l > 0: the uint8 probability map keeps the decision and smooth upsampling.
+        prob = (255.0 / (1.0 + np.exp(-np.clip(logits[0, 0, :nh, :nw], -30, 30)))).round().astype(np.uint8)
+        score = float(1.0 / (1.0 + np.exp(-float(np.ravel(score)[0]))))
         return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
 
     def _apply_correction(self, prev: np.ndarray, new: np.ndarray, click: Click, roi: np.ndarray,
