@@ -83,6 +83,25 @@ def _png_name(file_name: str, used: set) -> str:
     return name
 
 
+def _merge_stuff(im: PanopticImage, stuff: set) -> PanopticImage:
+    """COCO panoptic allows one segment per stuff category per image: the segments of each stuff category are
+    merged into the one with the smallest id (never a crowd: crowd is for things)."""
+    groups: dict[int, list[int]] = {}
+    for sid, (cat, _) in im.segments.items():
+        if cat in stuff:
+            groups.setdefault(cat, []).append(sid)
+    remap = {sid: min(ids) for ids in groups.values() if len(ids) > 1 for sid in ids if sid != min(ids)}
+    if not remap and not any(im.segments[min(ids)][1] for ids in groups.values()):
+        return im
+    labels = im.labels
+    if remap:
+        ids, inverse = np.unique(labels, return_inverse=True)
+        labels = np.array([remap.get(int(i), int(i)) for i in ids], labels.dtype)[inverse].reshape(labels.shape)
+    segments = {sid: (cat, crowd and cat not in stuff) for sid, (cat, crowd) in im.segments.items()
+                if sid not in remap}
+    return PanopticImage(im.file_name, im.width, im.height, labels, segments)
+
+
 def write_coco_panoptic(out_dir: PathLike, images: Iterable[PanopticImage], categories: Sequence[Category],
                         image_dir: Optional[PathLike] = None, extra: Optional[dict] = None) -> str:
     """Write ``out_dir/panoptic.json`` and ``out_dir/panoptic/*.png`` from ``images`` (consumed one at a time, so
@@ -91,9 +110,11 @@ def write_coco_panoptic(out_dir: PathLike, images: Iterable[PanopticImage], cate
     png_dir = out_dir / "panoptic"
     png_dir.mkdir(parents=True, exist_ok=True)
     images_json, anns, used = [], [], set()
+    stuff = {c.id for c in categories if not c.isthing}
     for image_id, im in enumerate(images, 1):
         if im.labels.shape != (im.height, im.width):
             raise ValueError(f"label map of {im.file_name} is {im.labels.shape}, image is {im.height}x{im.width}")
+        im = _merge_stuff(im, stuff)
         png = _png_name(im.file_name, used)
         atomic_write_bytes(png_dir / png, encode_id_png(im.labels))
         stats = segment_stats(im.labels)
@@ -313,7 +334,7 @@ def validate_coco_panoptic(json_path: PathLike, png_dir: Optional[PathLike] = No
 
     Checks: structure, unique image / category ids, one annotation per image, PNG present and of the image's
     size, segment ids unique and non-zero per image, every non-zero PNG id listed in segments_info and vice
-    versa, known category ids, area and bbox equal to the PNG's.
+    versa, known category ids, area and bbox equal to the PNG's, at most one segment per stuff category.
     """
     json_path = Path(json_path)
     try:
@@ -323,6 +344,7 @@ def validate_coco_panoptic(json_path: PathLike, png_dir: Optional[PathLike] = No
     png_dir = Path(png_dir) if png_dir is not None else _default_png_dir(json_path)
     problems: list[str] = []
     cat_ids = [c.get("id") for c in data["categories"] if isinstance(c, dict)]
+    stuff_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict) and c.get("isthing", 1) == 0}
     if len(set(cat_ids)) != len(cat_ids) or len(cat_ids) != len(data["categories"]):
         problems.append("category ids are missing or not unique")
     images = {}
@@ -346,7 +368,7 @@ def validate_coco_panoptic(json_path: PathLike, png_dir: Optional[PathLike] = No
         if iid in seen:
             problems.append(f"{where}: image has more than one annotation")
         seen.add(iid)
-        infos = {}
+        infos, stuff_seen = {}, {}
         for s in a["segments_info"]:
             if not isinstance(s, dict) or not all(key in s for key in ("id", "category_id", "area", "bbox")):
                 problems.append(f"{where}: segments_info entry {s!r} needs id, category_id, area, bbox")
@@ -359,6 +381,10 @@ def validate_coco_panoptic(json_path: PathLike, png_dir: Optional[PathLike] = No
                 problems.append(f"{where}: segment {s['id']} has unknown category {s['category_id']}")
             if s.get("iscrowd", 0) not in (0, 1):
                 problems.append(f"{where}: segment {s['id']} iscrowd must be 0 or 1")
+            if s["category_id"] in stuff_ids and s["category_id"] in stuff_seen:
+                problems.append(f"{where}: stuff category {s['category_id']} has more than one segment "
+                                f"({stuff_seen[s['category_id']]} and {s['id']})")
+            stuff_seen.setdefault(s["category_id"], s["id"])
             infos[s["id"]] = s
         try:
             labels = read_id_png(png_dir / a["file_name"])

@@ -93,15 +93,31 @@ def _fsync_dir(folder: PathLike) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (setting it is racy with threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old or the new complete file, never a mix.
 
     Temp file in the same folder, flush, fsync, os.replace, fsync of the folder. On failure the temp file is
-    removed and the old file is untouched.
+    removed and the old file is untouched. The file gets the permissions a plain ``open(path, "w")`` would give
+    (0666 less the umask), not mkstemp's private 0600: exports are meant to be shared.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=os.fspath(path.parent))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -9,6 +9,7 @@ import pytest
 
 from annotator.coco_io import (export_coco_instances, export_coco_panoptic, import_coco_panoptic,
                                segment_stats, validate_coco_panoptic)
+from annotator import document
 from annotator.document import Project, ProjectError, read_id_png
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_panoptic_sample"
@@ -225,3 +226,54 @@ def test_trainer_reader_reads_export_unchanged(proj, tmp_path):
         # non-crowd segments come back as masks, crowd ones as ignore
         expected = sorted((e.labels == s.id).sum() for s in e.segments.values() if not s.iscrowd)
         assert sorted(m.sum() for m in sample.segments) == expected
+
+
+def test_stuff_category_is_one_segment_per_image(proj, tmp_path):
+    """COCO panoptic: one segment per stuff category per image; split stuff regions are merged on export."""
+    sky = next(c.id for c in proj.categories if not c.isthing)
+    proj.add_segment(2, _box(0, 5, 0, 10), sky)
+    proj.add_segment(2, _box(25, 30, 40, 50), sky)
+    proj.add_segment(2, _box(10, 15, 0, 10), 1)
+    proj.add_segment(2, _box(10, 15, 20, 30), 1)
+    j = export_coco_panoptic(proj, tmp_path / "out")
+    assert validate_coco_panoptic(j) == []
+    data = json.loads(Path(j).read_text())
+    infos = data["annotations"][2]["segments_info"]
+    assert sorted(s["category_id"] for s in infos) == [1, 1, sky]       # things stay apart, stuff is one
+    (stuff,) = [s for s in infos if s["category_id"] == sky]
+    png = read_id_png(Path(j).parent / "panoptic" / data["annotations"][2]["file_name"])
+    np.testing.assert_array_equal(png == stuff["id"], _box(0, 5, 0, 10) | _box(25, 30, 40, 50))
+    assert stuff["area"] == 100 and stuff["bbox"] == [0, 0, 50, 30]
+
+
+def test_validate_catches_two_segments_of_one_stuff_category(proj, tmp_path):
+    from annotator.coco_io import PanopticImage, write_coco_panoptic
+
+    lab = np.zeros((H, W), np.int32)
+    lab[0:5] = 1
+    lab[25:30] = 2
+    sky = next(c for c in proj.categories if not c.isthing)
+    j = write_coco_panoptic(tmp_path / "raw", [PanopticImage("a.png", W, H, lab, {1: (sky.id, False),
+                                                                                   2: (sky.id, False)})],
+                            [sky])
+    assert validate_coco_panoptic(j) == []          # the writer merged them
+    data = json.loads(Path(j).read_text())
+    data["annotations"][0]["segments_info"].append(dict(data["annotations"][0]["segments_info"][0], id=2))
+    png_path = Path(j).parent / "panoptic" / data["annotations"][0]["file_name"]
+    cv2.imwrite(str(png_path), cv2.cvtColor(document.ids_to_rgb(lab), cv2.COLOR_RGB2BGR))
+    data["annotations"][0]["segments_info"][0].update(area=int((lab == 1).sum()), bbox=[0, 0, W, 5])
+    data["annotations"][0]["segments_info"][1].update(area=int((lab == 2).sum()), bbox=[0, 25, W, 5])
+    Path(j).write_text(json.dumps(data))
+    assert any("more than one segment" in p for p in validate_coco_panoptic(j))
+
+
+def test_exported_files_have_the_umasks_permissions(proj, tmp_path):
+    old = os.umask(0o022)
+    try:
+        j = Path(export_coco_panoptic(proj, tmp_path / "out"))
+        proj.add_segment(2, _box(0, 5, 0, 10), 1)          # autosave writes project.json and a label map
+    finally:
+        os.umask(old)
+    files = [j, *sorted((j.parent / "panoptic").iterdir()), proj.json_path]
+    assert files and all((f.stat().st_mode & 0o777) == 0o644 for f in files), \
+        [(f.name, oct(f.stat().st_mode & 0o777)) for f in files]
