@@ -237,10 +237,14 @@ def test_clicks_mode_on_masks_with_grabcut(masks_dir, tmp_path, capsys):
     r = _run(["clicks", "--data", f"masks:{masks_dir}", "--peer", "grabcut", "--limit", "2",
               "--max-clicks", "3"], tmp_path / "clicks.json")
     out = capsys.readouterr().out
-    assert "NoC@90" in out and "ratio(net/grabcut)" in out
+    assert "NoC@90" in out and "negGain" in out
     assert COMMON_KEYS <= set(r)
     assert r["n_images"] == 2 and r["n_objects"] == 2 and "--max-clicks 3" in r["command"]
-    for name in ("net", "grabcut"):
+    # Both GrabCut drivers run; the ratio row is against the one with fewer clicks to 90%.
+    peers = {p: r["methods"][p]["noc90"] for p in ("grabcut", "grabcut-fresh")}
+    assert r["stronger_peer"] == min(peers, key=peers.get)
+    assert f"ratio(net/{r['stronger_peer']})" in out
+    for name in ("net", "grabcut", "grabcut-fresh"):
         s = r["methods"][name]
         for key in ("noc85", "noc90", "iou_at_1", "fails_at_90", "miou_per_click", "seconds_per_click",
                     "seconds_per_image"):
@@ -274,7 +278,8 @@ def test_full_mode_on_coco_panoptic(coco_json, tmp_path, capsys):
     r = _run(["full", "--data", f"coco:{coco_json}", "--peer", "grabcut", "--limit", "2"], tmp_path / "full.json")
     assert "PQ" in capsys.readouterr().out
     assert COMMON_KEYS <= set(r) and r["n_images"] == 2
-    for name in ("net", "grabcut"):
+    assert r["stronger_peer"] in ("grabcut", "grabcut-fresh")
+    for name in ("net", "grabcut", "grabcut-fresh"):
         s = r["methods"][name]
         assert {"pq", "sq", "rq", "mean_best_iou", "tp", "fp", "fn", "seconds_per_image"} <= set(s)
         assert s["tp"] + s["fn"] == 6                      # 3 segments in each of 2 images
@@ -375,3 +380,56 @@ def test_held_out_measures_only_the_trainers_validation_files(tmp_path, capsys):
             (root / sub / f"{name}.png").unlink()
     assert main(["clicks", "--data", f"masks:{root}", "--held-out", "--random-init", "--threads", "1"]) == 2
     assert "held-out split" in capsys.readouterr().err
+
+
+def test_first_negative_gain_is_the_iou_change_of_the_first_negative_click():
+    from train.evaluate import first_negative_gain
+
+    clicks = [(1, 1, True), (2, 2, True), (3, 3, False), (4, 4, False)]
+    assert first_negative_gain(clicks, [0.5, 0.6, 0.9, 0.95]) == pytest.approx(0.3)
+    assert first_negative_gain(clicks[:2], [0.5, 0.6]) is None
+    # In the protocol: a method whose mask spills onto a second object gets a negative click there; removing
+    # the whole wrong region gains more than a notch does.
+    from train.evaluate import run_click_protocol
+
+    target = np.zeros((40, 80), bool)
+    target[10:30, 5:35] = True
+    spill = np.zeros_like(target)
+    spill[10:30, 45:75] = True
+    valid = np.ones_like(target)
+
+    def whole(image, clicks):   # the first click finds object + spill; a negative click removes the spill
+        return target if any(not c[2] for c in clicks) else target | spill
+
+    def notch(image, clicks):   # a negative click removes only a 5 px disk
+        m = target | spill
+        for x, y, p in clicks:
+            if not p:
+                yy, xx = np.ogrid[:40, :80]
+                m = m & ~((xx - x) ** 2 + (yy - y) ** 2 <= 25)
+        return m
+
+    a = run_click_protocol(whole, None, target, valid, 3)
+    b = run_click_protocol(notch, None, target, valid, 3)
+    assert a["first_negative_gain"] == pytest.approx(1.0 - 0.5)
+    assert 0 < b["first_negative_gain"] < 0.1
+
+
+def test_fresh_grabcut_peer_on_a_tiny_image():
+    from train.peers import GrabCutFreshPeer
+
+    rng = np.random.default_rng(0)
+    img = (rng.normal(0, 8, (60, 80, 3)) + np.array([40, 160, 40])).clip(0, 255).astype(np.uint8)
+    obj = np.zeros((60, 80), bool)
+    obj[20:45, 25:60] = True
+    img[obj] = (rng.normal(0, 8, (obj.sum(), 3)) + np.array([200, 30, 30])).clip(0, 255).astype(np.uint8)
+    peer = GrabCutFreshPeer()
+    m = peer.predict(img, [(42, 32, True)])
+    inter, union = (m & obj).sum(), (m | obj).sum()
+    assert inter / union > 0.9
+    # Stateless: the same clicks give the same mask whatever ran before; a negative click there removes pixels.
+    peer.predict(img, [(5, 5, True)])
+    assert np.array_equal(peer.predict(img, [(42, 32, True)]), m)
+    roi = np.ones_like(obj)
+    roi[:, 50:] = False
+    assert not (peer.predict(img, [(42, 32, True)], roi=roi) & ~roi).any()

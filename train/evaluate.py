@@ -134,14 +134,14 @@ class NetMethod:
 
 
 class GrabCutMethod:
-    """train.peers.GrabCutPeer with the evaluator's method interface."""
+    """A GrabCut driver of train.peers (`variant`: "grabcut" chained, "grabcut-fresh") with the evaluator's
+    method interface."""
 
-    name = "grabcut"
+    def __init__(self, full_image_side: int = 320, variant: str = "grabcut"):
+        from .peers import PEERS
 
-    def __init__(self, full_image_side: int = 320):
-        from .peers import GrabCutPeer
-
-        self.peer = GrabCutPeer()
+        self.peer = PEERS[variant]()
+        self.name = variant
         self.full_image_side = full_image_side
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
@@ -172,10 +172,20 @@ def run_click_protocol(predict: Callable[[np.ndarray, list], np.ndarray], image:
         pred = np.asarray(predict(image, list(clicks)), bool)
         seconds.append(time.perf_counter() - t0)
         ious.append(mask_iou(pred, target, valid))
-    out = {"clicks": [list(c) for c in clicks], "ious": ious, "seconds": seconds}
+    out = {"clicks": [list(c) for c in clicks], "ious": ious, "seconds": seconds,
+           "first_negative_gain": first_negative_gain(clicks, ious)}
     for thr in THRESHOLDS:
         out[f"noc{round(thr * 100)}"] = number_of_clicks(ious, thr, max_clicks)
     return out
+
+
+def first_negative_gain(clicks: Sequence[tuple], ious: Sequence[float]) -> float | None:
+    """IoU after the chain's first negative click minus IoU before it; None if the chain has none. Says whether
+    a negative click removes the wrong region (a large gain) or only a click-sized notch (a gain near 0)."""
+    for k, c in enumerate(clicks):
+        if not c[2] and k > 0:
+            return float(ious[k] - ious[k - 1])
+    return None
 
 
 def select_segments(sample: Sample, fully_labelled: bool, max_segments: int, min_fraction: float = 0.01
@@ -274,6 +284,8 @@ def summarize(mode: str, per_image: list[dict], names: list[str], max_clicks: in
              "fails_at_85": int(sum(max(o["ious"]) < 0.85 for o in objs)),
              "fails_at_90": int(sum(max(o["ious"]) < 0.90 for o in objs)),
              "miou_per_click": [float(v) for v in curves.mean(0)] if len(objs) else [],
+             "neg_gain": _mean([o.get("first_negative_gain") for o in objs]),
+             "n_negative_chains": int(sum(o.get("first_negative_gain") is not None for o in objs)),
              "seconds_per_click": _mean(secs),
              "n_clicks": len(secs),
              "seconds_per_image": _mean(per_image_seconds)}
@@ -287,7 +299,8 @@ COLUMNS = {
     "single": [("mIoU", "miou", "{:.3f}"), ("s/click", "seconds_per_click", "{:.3f}"),
                ("s/image", "seconds_per_image", "{:.2f}")],
     "clicks": [("NoC@85", "noc85", "{:.2f}"), ("NoC@90", "noc90", "{:.2f}"), ("IoU@1", "iou_at_1", "{:.3f}"),
-               ("fails@90", "fails_at_90", "{:d}"), ("s/click", "seconds_per_click", "{:.3f}"),
+               ("fails@90", "fails_at_90", "{:d}"), ("negGain", "neg_gain", "{:+.3f}"),
+               ("s/click", "seconds_per_click", "{:.3f}"),
                ("s/image", "seconds_per_image", "{:.2f}")],
     "full": [("PQ", "pq", "{:.3f}"), ("SQ", "sq", "{:.3f}"), ("RQ", "rq", "{:.3f}"),
              ("mBestIoU", "mean_best_iou", "{:.3f}"), ("TP", "tp", "{:d}"), ("FP", "fp", "{:d}"),
@@ -299,6 +312,20 @@ def _fmt(fmt: str, v) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "n/a"
     return fmt.format(v)
+
+
+def stronger_peer(summary: dict, mode: str, peers: Sequence[str]) -> str | None:
+    """The peer to compare with: fewest NoC@90 (clicks), highest PQ (full), highest mIoU (single)."""
+    present = [p for p in peers if p in summary]
+    if not present:
+        return None
+    key, sign = {"clicks": ("noc90", 1), "full": ("pq", -1), "single": ("miou", -1)}[mode]
+
+    def rank(p):
+        v = summary[p].get(key)
+        return float("inf") if v is None or np.isnan(float(v)) else sign * float(v)
+
+    return min(present, key=rank)
 
 
 def ratios(summary: dict, mode: str, net: str = "net", peer: str | None = None) -> dict:
@@ -329,7 +356,7 @@ def format_table(result: dict) -> str:
     if result.get("peer_note"):
         lines.append(result["peer_note"])
     if result["ratio"]:
-        name = f"ratio(net/{result['settings']['peer']})"
+        name = f"ratio(net/{result.get('stronger_peer') or result['settings']['peer']})"
         lines.append(f"{name:<22}" + "".join(
             f"{_fmt('{:.2f}', result['ratio'].get(key)) if key in result['ratio'] else '':>10}"
             for _, key, _ in cols))
@@ -453,11 +480,16 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     segmenter, weights_desc = load_segmenter(args.weights, args.random_init, args.seed, args.device)
     methods: list = [NetMethod(segmenter)]
     peer_note = None
+    peers: list[str] = []
     if args.peer == "grabcut":
-        methods.append(GrabCutMethod(full_image_side=segmenter.full_image_side))
+        # Both ways of driving GrabCut with clicks; the net is compared with the stronger of the two.
+        peers = ["grabcut", "grabcut-fresh"]
+        methods += [GrabCutMethod(segmenter.full_image_side, variant) for variant in peers]
+        peer_note = ("grabcut: chained state, square seed at the first click; grabcut-fresh: afresh per click, "
+                     "40 px probable-foreground disks at positive clicks (train/peers.py)")
         if args.mode == "full":
-            peer_note = (f"grabcut: sequential GrabCut from interior-most points at long side "
-                         f"{segmenter.full_image_side}, as the net's segment_image")
+            peer_note += (f"; both as sequential GrabCut from interior-most points at long side "
+                          f"{segmenter.full_image_side}, as the net's segment_image")
     names = [m.name for m in methods]
     run = {"single": eval_single, "clicks": eval_clicks, "full": eval_full}[args.mode]
     rng = np.random.default_rng(args.seed)
@@ -478,6 +510,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         if not args.quiet:
             print(f"[{i + 1}/{n}] {sample.name}  " + _progress(args.mode, rec, names), file=sys.stderr, flush=True)
     summary = summarize(args.mode, per_image, names, args.max_clicks)
+    strongest = stronger_peer(summary, args.mode, peers)
     return {
         "mode": args.mode,
         "command": " ".join(shlex.quote(a) for a in (["python", "-m", "train.evaluate"] + list(argv or []))),
@@ -491,7 +524,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "n_objects": sum(len(im.get("objects", [])) for im in per_image),
         "skipped": skipped,
         "methods": summary,
-        "ratio": ratios(summary, args.mode, "net", args.peer),
+        "stronger_peer": strongest,
+        "ratio": ratios(summary, args.mode, "net", strongest),
         "peer_note": peer_note,
         "seconds_total": time.perf_counter() - t_start,
         "per_image": per_image,

@@ -19,6 +19,12 @@ Design of the GrabCut driver (meant to be a fair, ordinary use of GrabCut, not a
   refines from where it was, as in OpenCV's interactive sample (samples/python/grabcut.py).
 * It runs on the image at full resolution (GrabCut's boundaries are best there); `max_side` can bound it.
 
+`GrabCutFreshPeer` is the other way people drive GrabCut with clicks, and the stronger one on the GrabCut
+benchmark: every click runs GrabCut afresh on the full image from the clicks alone (no state kept): a disk of
+radius 40 px of probable foreground around every positive click, disks of radius 5 px of definite foreground /
+background at positive / negative clicks, the rest probable background, 5 iterations of GC_INIT_WITH_MASK. The
+evaluator runs both and compares the net with the stronger.
+
 `GrabCutPeer.segment_image` is the same sequential region growing as `Segmenter.segment_image`: click the
 interior-most point of the not yet labelled remainder, take GrabCut's segment there inside the remainder,
 repeat. It runs at the same internal resolution as the net's (long side 320) and with the same limits.
@@ -176,3 +182,49 @@ class GrabCutPeer:
         if scale == 1.0:
             return labels_small
         return cv2.resize(labels_small, (w, h), interpolation=cv2.INTER_NEAREST) * roi_b
+
+
+class GrabCutFreshPeer(GrabCutPeer):
+    """GrabCut run afresh for every click set: probable-foreground disks of `seed_radius` around the positive
+    clicks, hard disks of `click_radius` at all clicks, the rest probable background."""
+
+    name = "grabcut-fresh"
+
+    def __init__(self, iterations: int = ITERATIONS, click_radius: int = CLICK_RADIUS, seed_radius: int = 40,
+                 max_side: int | None = None):
+        super().__init__(iterations=iterations, click_radius=click_radius, max_side=max_side)
+        self.seed_radius = seed_radius
+
+    def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None) -> np.ndarray:
+        if not clicks:
+            raise ValueError("at least one click is needed")
+        h, w = image.shape[:2]
+        roi_b = np.ones((h, w), bool) if roi is None else np.asarray(roi, bool)
+        x, y, _ = clicks[0]
+        if not roi_b[int(y), int(x)]:
+            return np.zeros((h, w), bool)
+        scale = min(1.0, self.max_side / max(h, w)) if self.max_side else 1.0
+        small = image if scale == 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)),
+                                                      interpolation=cv2.INTER_AREA)
+        bgr = cv2.cvtColor(np.ascontiguousarray(small[..., :3]), cv2.COLOR_RGB2BGR)
+        sh, sw = bgr.shape[:2]
+        roi_s = roi_b if scale == 1.0 else cv2.resize(roi_b.astype(np.uint8), (sw, sh),
+                                                      interpolation=cv2.INTER_NEAREST).astype(bool)
+        gc = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
+        pts = [(int(round(min(max(cx * scale, 0), sw - 1))), int(round(min(max(cy * scale, 0), sh - 1))), bool(p))
+               for cx, cy, p in clicks]
+        for cx, cy, p in pts:
+            if p:
+                cv2.circle(gc, (cx, cy), self.seed_radius, int(cv2.GC_PR_FGD), -1)
+        for cx, cy, p in pts:  # hard labels last, so a negative click inside a positive's seed disk wins there
+            cv2.circle(gc, (cx, cy), self.click_radius, int(cv2.GC_FGD if p else cv2.GC_BGD), -1)
+        gc[~roi_s] = cv2.GC_BGD
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        self._grabcut(bgr, gc, bgd, fgd)
+        fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+        if scale != 1.0:
+            fg = cv2.resize(fg.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return fg & roi_b
+
+
+PEERS = {"grabcut": GrabCutPeer, "grabcut-fresh": GrabCutFreshPeer}
