@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 
-def _load_segmenter(weights: str | None):
+def _load_segmenter(weights: str | None, random_init: bool = False):
     from model import Segmenter, WeightsError
 
+    if random_init:
+        return Segmenter.random_init(seed=0)  # an untrained net: plumbing tests and demos only
     try:
         return Segmenter.from_pretrained(weights)
     except WeightsError as exc:
@@ -74,10 +76,11 @@ def cmd_auto(argv: list[str]) -> int:
     p.add_argument("images_dir")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--weights", help="weights file (default: the bundled ones)")
+    p.add_argument("--random-init", action="store_true", help="an untrained net (tests and demos only)")
     a = p.parse_args(argv)
     from annotator.batch import run_auto
 
-    json_path = run_auto(a.images_dir, a.out, segmenter=_load_segmenter(a.weights), progress=True)
+    json_path = run_auto(a.images_dir, a.out, segmenter=_load_segmenter(a.weights, a.random_init), progress=True)
     print(f"COCO panoptic export written: {json_path}")
     return 0
 

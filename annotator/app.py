@@ -41,6 +41,10 @@ def main(
     window is shown (scripting / tests).
     """
     args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    problem = missing_display()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
@@ -82,6 +86,21 @@ def main(
         QTimer.singleShot(0, lambda: on_ready(win))
     code = app.exec_()
     return int(code or getattr(win, "exit_code", 0))
+
+
+def missing_display(environ: Optional[dict] = None) -> Optional[str]:
+    """Why the window cannot open here, or None. Without this check Qt aborts (exit 134) with "could not load
+    the Qt platform plugin xcb", which says nothing of the fix."""
+    env = os.environ if environ is None else environ
+    if sys.platform != "linux" or env.get("QT_QPA_PLATFORM") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return ("error: no display: the annotator window needs a desktop session (DISPLAY or WAYLAND_DISPLAY is not "
+            "set).\n"
+            "  - on a server, run it under a virtual display:  xvfb-run -a python main.py ...\n"
+            "  - or use the headless commands:  python main.py segment IMAGE --out overlay.png\n"
+            "                                   python main.py auto IMAGES_DIR --out OUT_DIR\n"
+            "  - for a screenshot without any display: QT_QPA_PLATFORM=offscreen python main.py IMAGE "
+            "--screenshot out.png")
 
 
 def _install_excepthook(win) -> None:

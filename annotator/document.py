@@ -39,12 +39,15 @@ from train.readers import IMAGE_SUFFIXES
 from train.readers import read_image_rgb as _read_image_rgb
 from train.sample import DataError
 
+from annotator import project_lock
+
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "pointer-annotator-project"
 FORMAT_VERSION = 1
 PROJECT_FILE = "project.json"
 LABELS_DIR = "labels"
+PROPOSALS_DIR = "proposals"  # auto-segment proposals not yet reviewed, one id-PNG per image (see set_proposals)
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the image types the training readers accept too
 MAX_SEGMENT_ID = 256 ** 3 - 1  # ids are stored as 24-bit RGB in PNGs (COCO panoptic encoding)
 _LABEL_FILE_RE = re.compile(r"^\d+_.*_g\d+\.png$")
@@ -54,6 +57,36 @@ PathLike = Union[str, os.PathLike]
 
 class ProjectError(ValueError):
     """A project file or label map is missing, malformed or inconsistent; the message names the file."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another process has the project open for editing; ``holder`` is its lock record (host, pid, user, since).
+
+    Open the project with ``read_only=True`` (or ``fallback_read_only=True``) to view and export it meanwhile.
+    """
+
+    def __init__(self, message: str, holder: Optional[dict] = None):
+        super().__init__(message)
+        self.holder = dict(holder or {})
+
+
+class ReadOnlyProjectError(ProjectError):
+    """An edit (or save) was asked of a project opened read-only; nothing was changed."""
+
+
+def lock_project_dir(project_dir: PathLike) -> project_lock.ProjectLock:
+    """Take the one-writer lock of ``project_dir`` (see annotator.project_lock); call ``.release()`` when done.
+
+    Raises ProjectLockedError naming the holder's host / PID / user if another process holds it, ProjectError if
+    the lock file cannot be made there.
+    """
+    try:
+        return project_lock.acquire(project_dir)
+    except project_lock.LockHeldError as e:
+        raise ProjectLockedError(str(e), e.holder) from None
+    except OSError as e:
+        raise ProjectError(f"{Path(project_dir) / project_lock.LOCK_FILE}: cannot create the project lock ({e})") \
+            from None
 
 
 @dataclass
@@ -159,6 +192,14 @@ def read_image_rgb(path: PathLike) -> Optional[np.ndarray]:
         return _read_image_rgb(path)
     except DataError:
         return None
+
+
+def read_image_checked(path: PathLike) -> np.ndarray:
+    """HxWx3 uint8 RGB; raises ProjectError saying why not (missing, corrupt, above train.readers.MAX_PIXELS)."""
+    try:
+        return _read_image_rgb(path)
+    except DataError as e:
+        raise ProjectError(str(e)) from None
 
 
 def list_images(folder: PathLike) -> list[str]:
@@ -282,10 +323,8 @@ class ImageEntry:
         return next(i for i in range(1, MAX_SEGMENT_ID + 1) if i not in used)
 
     def read_image(self) -> np.ndarray:
-        """The image as HxWx3 uint8 RGB; raises ProjectError naming the file if it cannot be read."""
-        img = read_image_rgb(self.path)
-        if img is None:
-            raise ProjectError(f"{self.path}: image file is missing or not a readable image")
+        """The image as HxWx3 uint8 RGB; raises ProjectError naming the file and why it cannot be read."""
+        img = read_image_checked(self.path)
         if img.shape[:2] != (self.height, self.width):
             raise ProjectError(f"{self.path}: image is {img.shape[1]}x{img.shape[0]}, the project expects "
                                f"{self.width}x{self.height}")
@@ -484,6 +523,54 @@ class Project:
         self._remove_orphans()
         self._evict()
 
+    # ---------------------------------------------------------------- proposals under review
+    def _proposals_path(self, image_index: int) -> Path:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self._entry(image_index).path).stem)[:80]
+        return self.project_dir / PROPOSALS_DIR / f"{image_index:05d}_{stem}.png"
+
+    def set_proposals(self, image_index: int, masks: Sequence[np.ndarray]) -> None:
+        """Keep an image's queued auto-segment proposals (disjoint masks, in review order) on disk, atomically,
+        so a quit or a crash in the middle of a review loses none. They are not segments: exports and the
+        trainer ignore them. An empty list removes them."""
+        entry = self._entry(image_index)
+        path = self._proposals_path(image_index)
+        labels = np.zeros((entry.height, entry.width), np.int32)
+        for k, m in enumerate(masks, 1):
+            labels[self._check_mask(entry, m) & (labels == 0)] = k
+        if not labels.any():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, encode_id_png(labels))
+
+    def proposals(self, image_index: int) -> list[np.ndarray]:
+        """The image's saved proposals in review order; [] if none (or if the file is unreadable or of the wrong
+        size: a proposal is cheap to recompute, so a bad file is reported in ``warnings``, never fatal)."""
+        entry = self._entry(image_index)
+        path = self._proposals_path(image_index)
+        if not path.is_file():
+            return []
+        try:
+            labels = read_id_png(path)
+        except ProjectError as exc:
+            self.warnings.append(f"{exc}; its proposals are dropped")
+            return []
+        if labels.shape != (entry.height, entry.width):
+            self.warnings.append(f"{path}: proposals are {labels.shape[1]}x{labels.shape[0]}, the image is "
+                                 f"{entry.width}x{entry.height}; dropped")
+            return []
+        return [labels == k for k in np.unique(labels) if k > 0]
+
+    def images_with_proposals(self) -> list[int]:
+        """Indices of the images that have saved proposals."""
+        folder = self.project_dir / PROPOSALS_DIR
+        if not folder.is_dir():
+            return []
+        return [i for i in range(len(self.images)) if self._proposals_path(i).is_file()]
+
     def _remove_orphans(self) -> None:
         """Delete label files / temp files left by a crash between writing a map and replacing project.json."""
         for f in self.project_dir.glob(f".{PROJECT_FILE}.*.tmp"):
@@ -612,26 +699,36 @@ class Project:
         return _Step(name, image_index, box, before, after, seg_before, seg_after)
 
     # ---------------------------------------------------------------- image edits
-    def add_segment(self, image_index: int, mask: np.ndarray, category_id: int) -> int:
-        """Accept ``mask`` as a new segment; only its unlabelled pixels are taken.
+    def add_segment(self, image_index: int, mask: np.ndarray, category_id: int, overwrite: bool = False) -> int:
+        """Accept ``mask`` as a new segment; only its unlabelled pixels are taken, or, with ``overwrite``, all
+        of them (other segments lose those pixels; one left with none is removed; one undo step in all).
 
-        Returns the new segment id, or 0 (and records nothing) when the mask has no unlabelled pixel.
+        Returns the new segment id, or 0 (and records nothing) when the mask has no pixel to take.
         """
         entry = self._entry(image_index)
         self.category(category_id)
-        take = self._check_mask(entry, mask) & (entry._array() == 0)
+        labels = entry._array()
+        take = self._check_mask(entry, mask)
+        if not overwrite:
+            take = take & (labels == 0)
         box = _bbox(take)
         if box is None:
             return 0
         sid = entry.next_segment_id()
         y0, y1, x0, x1 = box
         sub = take[y0:y1, x0:x1]
+        seg_after: dict = {sid: Segment(sid, category_id)}
+        if overwrite:
+            for other in np.unique(labels[y0:y1, x0:x1][sub]):
+                other = int(other)
+                if other and not ((labels == other) & ~take).any():
+                    seg_after[other] = None  # every pixel taken: the segment is gone
 
         def fn(patch):
             patch[sub] = sid
             return patch
 
-        self._commit(self._image_step("add_segment", image_index, fn, box, {sid: Segment(sid, category_id)}))
+        self._commit(self._image_step("add_segment", image_index, fn, box, seg_after))
         return sid
 
     def delete_segment(self, image_index: int, segment_id: int) -> None:

@@ -84,6 +84,8 @@ class AutoSegmentMixin:
         masks.sort(key=lambda m: -int(m.sum()))  # review large segments first
         if masks:
             self.bulk[i] = masks
+        if i != self.index:
+            self._persist_bulk(i)  # the shown image's queue is saved as its first proposal is shown
         self.status(f"Auto-segment: {len(masks)} proposals for {self.project.images[i].name} in {latency:.1f} s")
         if i == self.index:
             self._next_bulk_proposal()

@@ -44,6 +44,13 @@ class EditingMixin:
             if cat is not None:
                 self.status(f"Selected segment {sid} ({self.project.category(cat.category_id).name})")
             return
+        if sid and positive and self.clicks and self.roi_mode != "whole":
+            # The proposal may only take unlabelled pixels: a click here would change nothing. Say so, and how.
+            seg = entry.segments.get(sid)
+            cat = self.project.category(seg.category_id).name if seg is not None else "?"
+            self.status(f"That pixel belongs to segment {sid} ({cat}); the proposal only takes unlabelled pixels. "
+                        "Press W (ROI: whole image) to let the new segment take pixels from other segments.")
+            return
         if self.selected:
             self.selected = []
             self._refresh_overlay()
@@ -77,7 +84,12 @@ class EditingMixin:
             self.status("The net found nothing there; try another click.")
         else:
             self.status(f"Proposal: {int(mask.sum())} px, score {score:.2f}")
+            self.clear_error_banner()
         self._show_proposal()
+        if self.accept_when_ready:
+            # Enter / A was pressed while this prediction ran: it meant "accept what this click gives".
+            self.accept_when_ready = False
+            self.accept_proposal()
 
     def _show_proposal(self) -> None:
         if self.proposal is None:
@@ -89,6 +101,7 @@ class EditingMixin:
         self.proposal_changed.emit()
 
     def _clear_proposal(self, cancel: bool = False) -> None:
+        self.accept_when_ready = False
         self.clicks = []
         self.proposal = None
         self.proposal_from_bulk = False
@@ -109,15 +122,22 @@ class EditingMixin:
 
     def accept_proposal(self) -> int:
         """Accept the shown proposal with the current category; returns the new segment id (0 if none)."""
+        if self.entry is not None and self.pending is not None and self.clicks:
+            self.accept_when_ready = True
+            self.status("Still predicting… the proposal will be accepted when it arrives.")
+            return 0
         if self.proposal is None or self.entry is None:
-            self.status("No proposal to accept." if self.pending is None else "Still predicting…")
+            self.status("No proposal to accept.")
             return 0
         cid = self._ensure_category()
         mask = self.proposal
+        # ROI "whole image": the person asked for a segment that may take pixels from others.
+        overwrite = self.roi_mode == "whole" and not self.proposal_from_bulk
         self._clear_proposal()
-        sid = self._edit(self.project.add_segment, self.index, mask, cid) or 0
+        sid = self._edit(self.project.add_segment, self.index, mask, cid, overwrite=overwrite) or 0
         if sid:
             self.status(f"Accepted segment {sid} as {self.project.category(cid).name}.")
+            self.clear_error_banner()
         else:
             self.status("Nothing left to accept: the proposal covers only labelled pixels.")
         self._next_bulk_proposal()
@@ -140,8 +160,21 @@ class EditingMixin:
         n = 0
         for m in masks:
             n += bool(self._edit(self.project.add_segment, self.index, m, cid))
+        self._persist_bulk(self.index)
         self.status(f"Accepted {n} segment(s).")
         return n
+
+    def _persist_bulk(self, index: int) -> None:
+        """Write image `index`'s unreviewed proposals (the one shown and the queue) into the project, so a quit
+        or crash mid-review loses none; a failed write is reported, the queue stays in memory."""
+        if self.project is None or not 0 <= index < len(self.project.images):
+            return
+        shown = [self.proposal] if (index == self.index and self.proposal is not None and self.proposal_from_bulk
+                                    and not self.clicks) else []
+        try:
+            self.project.set_proposals(index, shown + list(self.bulk.get(index, [])))
+        except (OSError, ValueError) as exc:
+            self.status(f"Could not save the proposals of image {index + 1}: {exc}")
 
     def _next_bulk_proposal(self) -> None:
         queue = self.bulk.get(self.index)
@@ -149,6 +182,8 @@ class EditingMixin:
             if queue is not None and not queue:
                 self.bulk.pop(self.index, None)
             self._update_tool_panel()
+            if not (self.proposal is not None and self.proposal_from_bulk):
+                self._persist_bulk(self.index)  # the last reviewed one is gone from disk too
             return
         unl = self.entry.unlabelled_mask()
         while queue:
@@ -161,6 +196,7 @@ class EditingMixin:
         if not queue:
             self.bulk.pop(self.index, None)
         self._show_proposal()
+        self._persist_bulk(self.index)
 
     # ================================================================================ selection edits
     def merge_selected(self) -> None:

@@ -44,7 +44,7 @@ TAIL_CHARS = 20000  # how much of the process output is kept for error reports
 CHILD_NICE = 10  # training yields the CPU to the GUI (Linux per-thread nice, inherited by its threads)
 
 # Rows and columns of the before/after table: (report key, label), (metric key, header, digits).
-TABLE_ROWS = (("before", "before (current weights)"), ("after", "after (fine-tuned)"))
+TABLE_ROWS = (("before", "current weights"), ("after", "fine-tuned"))
 TABLE_COLS = (("noc90", "NoC@90", 2), ("noc85", "NoC@85", 2), ("iou_at_1", "IoU@1", 3), ("fails_at_90", "fails@90", 0))
 LOWER_IS_BETTER = {"noc90", "noc85", "fails_at_90"}
 
@@ -413,12 +413,17 @@ class FinetunePanel(QWidget):
 
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(len(TABLE_ROWS), len(TABLE_COLS))
-        self.table.setHorizontalHeaderLabels([c[1] for c in TABLE_COLS])
-        self.table.setVerticalHeaderLabels([r[1] for r in TABLE_ROWS])
+        # One row per metric, one column per weights: two columns fit a narrow dock (four metric columns beside
+        # long row labels were cut off).
+        self.table = QTableWidget(len(TABLE_COLS), len(TABLE_ROWS))
+        self.table.setHorizontalHeaderLabels([r[1] for r in TABLE_ROWS])
+        self.table.setVerticalHeaderLabels([c[1] for c in TABLE_COLS])
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setFocusPolicy(Qt.NoFocus)
-        self.table.setMaximumHeight(95)
+        self.table.setMaximumHeight(160)
+        # Every column visible: the table is as wide as its contents, the last column takes any slack.
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSizeAdjustPolicy(QTableWidget.AdjustToContents)
         self.table.hide()
         self.hint = QLabel("NoC@90: clicks needed to reach 90% IoU (lower is better). IoU@1: overlap after one click "
                            "(higher is better).")
@@ -468,6 +473,11 @@ class FinetunePanel(QWidget):
         self._plotted = (0, 0)
         self.loss_curve.setData([], [])
         self.iou_curve.setData([], [])
+        # A new run's curves get fresh axes (the last run's zoom would hide or squash them).
+        for plot in (self.loss_plot, self.iou_plot):
+            plot.enableAutoRange()
+        self.choice.setEnabled(True)  # "Keep" / "Use" of the last run disabled them
+        self.use_btn.setText("Use new weights now")
         self.progress.setValue(0)
         self.title.setText(f"Fine-tuning ({run.options.get('steps')} steps) → {run.out_dir}")
         self.detail.setText("Starting the training process…")
@@ -584,7 +594,7 @@ class FinetunePanel(QWidget):
                 if key == "after" and v is not None and b is not None and v != b:
                     better = v < b if mk in LOWER_IS_BETTER else v > b
                     item.setForeground(QColor(40, 170, 60) if better else QColor(210, 60, 60))
-                self.table.setItem(r, c, item)
+                self.table.setItem(c, r, item)
         self.table.resizeColumnsToContents()
         self.table.show()
         self.hint.show()
@@ -593,7 +603,7 @@ class FinetunePanel(QWidget):
         """Text shown for one cell of the table (tests, scripting)."""
         r = [k for k, _ in TABLE_ROWS].index(row_key)
         c = [k for k, _, _ in TABLE_COLS].index(metric)
-        item = self.table.item(r, c)
+        item = self.table.item(c, r)
         return item.text() if item is not None else ""
 
     def _on_use(self) -> None:

@@ -76,6 +76,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.proposal_score = 0.0
         self.proposal_from_bulk = False
         self.pending: Optional[int] = None  # request id of the prediction we wait for
+        self.accept_when_ready = False  # Enter / A came while the prediction ran: accept it when it arrives
         self.bulk: Dict[int, List[np.ndarray]] = {}  # image index -> queued auto-segment proposals
         self._bulk_jobs: List[int] = []
         self._bulk_req: Optional[int] = None
@@ -265,6 +266,11 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
     def status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
+    def clear_error_banner(self) -> None:
+        """A later success makes old errors stale: the banner goes (they stay in ``self.messages``)."""
+        self.banner.hide()
+        self._banner_lines = []
+
     def _set_device_text(self) -> None:
         weights = Path(self.weights_path).name if self.weights_path else "untrained / unknown"
         self.status_device.setText(f"device: {self.device} | weights: {weights}")
@@ -299,6 +305,11 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             self.project.remove_listener(self._on_doc_event)
         self.project = project
         self.bulk.clear()
+        # Proposals left unreviewed by an earlier session (quit or crash mid-review) come back to review.
+        for i in project.images_with_proposals():
+            masks = project.proposals(i)
+            if masks:
+                self.bulk[i] = masks
         self.selected = []
         project.add_listener(self._on_doc_event)
         self.setWindowTitle(f"Pointer annotator – {project.project_dir}")
@@ -345,6 +356,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             try:
                 self.project.save()
                 self.status("Saved.")
+                self.clear_error_banner()
             except OSError as exc:
                 self.notify(f"Saving failed: {exc}", error=True)
 
@@ -357,6 +369,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             return
         if index == self.index and self.image is not None:
             return
+        if self.proposal is not None and self.proposal_from_bulk and not self.clicks and self.index >= 0:
+            # An auto-segment proposal under review stays queued for when the person comes back.
+            self.bulk.setdefault(self.index, []).insert(0, self.proposal)
         self._clear_proposal(cancel=True)
         self.selected = []
         self.roi_rect = None
@@ -375,6 +390,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self._refresh_overlay()
         if self.bulk.get(index):
             self._next_bulk_proposal()
+        self._update_tool_panel()  # the old image's selection is gone: Delete / Merge must say so
         self.status(f"{entry.name}  ({index + 1}/{len(self.project.images)})")
 
     def next_image(self) -> None:
@@ -605,8 +621,14 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         if key in (Qt.Key_Return, Qt.Key_Enter):
             self.accept_all() if shift else self.accept_proposal()
         elif key == Qt.Key_A:
-            # A accepts while a proposal is shown, otherwise it is "previous image" (A / D pair).
-            self.accept_proposal() if self.proposal is not None else self.prev_image()
+            # A accepts while a proposal is shown or being predicted, otherwise it is "previous image" (A / D).
+            busy = self.pending is not None and bool(self.clicks)
+            self.accept_proposal() if self.proposal is not None or busy else self.prev_image()
+        elif key == Qt.Key_W:
+            self.set_roi_mode("unlabelled" if self.roi_mode == "whole" else "whole")
+            self.status("ROI: whole image — a new segment may take pixels from other segments." if
+                        self.roi_mode == "whole" else "ROI: unlabelled area — new segments take only unlabelled "
+                        "pixels.")
         elif key in (Qt.Key_Escape, Qt.Key_R):
             if self.proposal is None and not self.clicks and self.selected:
                 self.selected = []
@@ -687,7 +709,9 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
 
     * a project folder or its project.json -> opened (errors raised, file untouched);
     * a folder of images -> a new project stored in that folder (or ``project_dir``), reopened next time;
-    * an image file -> a new project in ``<image stem>.annot/`` beside it (or ``project_dir``).
+    * an image file -> a new project in ``<image stem>.annot/`` beside it (or ``project_dir``);
+    * a COCO panoptic JSON (e.g. ``main.py auto`` output) -> imported into ``<json stem>.annot/`` beside it
+      (or ``project_dir``) the first time, reopened after.
     """
     p = Path(path)
     if not p.exists():
@@ -702,7 +726,7 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
             return Project.open(target)
         return Project.new(p, target)
     if p.suffix.lower() == ".json":
-        return Project.open(p.parent) if p.name == PROJECT_FILE else _raise_json(p)
+        return Project.open(p.parent) if p.name == PROJECT_FILE else _open_coco_json(p, project_dir)
     target = Path(project_dir) if project_dir else p.with_name(p.stem + ".annot")
     if (target / PROJECT_FILE).exists():
         return Project.open(target)
@@ -711,6 +735,21 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
     return Project.new([p], target)
 
 
-def _raise_json(p: Path) -> Project:
-    raise ProjectError(f"{p}: a JSON file that is not a project ({PROJECT_FILE}); "
-                       "use Export ▸ Import COCO panoptic for COCO files")
+def _open_coco_json(p: Path, project_dir: Optional[str] = None) -> Project:
+    """A COCO panoptic JSON (an export, or `main.py auto` results) opens as a project stored beside it in
+    ``<stem>.annot/`` (or ``project_dir``): imported the first time, reopened after, so corrections persist."""
+    import json
+
+    from annotator.coco_io import import_coco_panoptic
+
+    target = Path(project_dir) if project_dir else p.with_name(p.stem + ".annot")
+    if (target / PROJECT_FILE).exists():
+        return Project.open(target)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProjectError(f"{p}: not a readable JSON file ({exc})") from None
+    if not (isinstance(data, dict) and "annotations" in data and "categories" in data):
+        raise ProjectError(f"{p}: a JSON file that is neither a project ({PROJECT_FILE}) nor COCO panoptic "
+                           "(no 'annotations' / 'categories')")
+    return import_coco_panoptic(p, project_dir=target)

@@ -1,0 +1,217 @@
+"""Defects found by driving the real window as a new user (issue 11); each test failed before its fix."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import Qt
+
+from annotator.document import Project
+from test_gui import FakeSegmenter, click, make_image, make_window, project, wait_proposal  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_right_after_a_click_accepts_once_the_proposal_arrives(qtbot, project):  # noqa: F811
+    seg = FakeSegmenter(delay=0.4)
+    win = make_window(qtbot, project, seg)
+    click(qtbot, win, 40, 50)
+    assert win.pending is not None
+    qtbot.keyClick(win, Qt.Key_A)                  # pressed while the net still runs
+    assert win.index == 0                          # not "previous image"
+    qtbot.waitUntil(lambda: len(project.images[0].segments) == 1, timeout=5000)
+    assert project.images[0].labels[50, 40] != 0 and win.proposal is None
+    # Enter behaves the same
+    click(qtbot, win, 100, 20)
+    qtbot.keyClick(win, Qt.Key_Return)
+    qtbot.waitUntil(lambda: len(project.images[0].segments) == 2, timeout=5000)
+
+
+def test_next_image_drops_the_selection_from_the_panel(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    click(qtbot, win, 40, 50)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+    click(qtbot, win, 40, 50)                      # select the accepted segment
+    assert win.selected and win.tools_panel.delete_btn.isEnabled()
+    qtbot.keyClick(win, Qt.Key_D)
+    assert win.index == 1 and win.selected == []
+    assert not win.tools_panel.delete_btn.isEnabled()
+    assert "Selected segment" not in win.tools_panel.info.text()
+
+
+def test_positive_click_on_another_segment_says_why_and_w_lets_it_take_pixels(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    entry = project.images[0]
+    click(qtbot, win, 40, 50)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+    first = int(entry.labels[50, 40])
+    click(qtbot, win, 70, 50)                      # a new proposal next to it
+    wait_proposal(qtbot, win)
+    click(qtbot, win, 42, 50)                      # positive click on the accepted segment
+    assert "belongs to segment" in win.statusBar().currentMessage()
+    assert "W" in win.statusBar().currentMessage()
+    assert [c[:2] for c in win.clicks] == [(70, 50)]  # the useless click was not sent
+    qtbot.keyClick(win, Qt.Key_W)                  # ROI: whole image
+    assert win.roi_mode == "whole"
+    click(qtbot, win, 42, 50)
+    wait_proposal(qtbot, win)
+    qtbot.waitUntil(lambda: win.proposal is not None and win.proposal[50, 42], timeout=5000)
+    qtbot.keyClick(win, Qt.Key_Return)
+    new = int(entry.labels[50, 42])
+    assert new != first and new != 0               # the new segment took pixels of the old one
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
+    assert int(entry.labels[50, 42]) == first      # one undo step gives them back
+
+
+def test_error_banner_goes_after_a_later_success(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    win.notify("Something failed", error=True)
+    assert win.banner.isVisible()
+    click(qtbot, win, 40, 50)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+    assert not win.banner.isVisible()
+    assert "Something failed" in win.messages      # still in the log
+
+
+def test_main_opens_a_coco_panoptic_json_for_correction(qtbot, tmp_path):
+    """`python main.py auto IMAGES --out OUT && python main.py OUT/panoptic.json` opens the results."""
+    images = tmp_path / "images"
+    images.mkdir()
+    make_image(images / "a.png", seed=0)
+    make_image(images / "b.png", seed=1)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "main.py", "auto", str(images), "--out", str(out), "--random-init"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from annotator._qt.main_window import MainWindow
+
+    win = MainWindow(None, segmenter=FakeSegmenter(), confirm_dialogs=False)
+    qtbot.addWidget(win)
+    assert win.open_path(str(out / "panoptic.json")), win.messages
+    project_dir = out / "panoptic.annot"
+    assert (project_dir / "project.json").is_file() and win.project.project_dir == project_dir
+    n_before = sum(len(e.segments) for e in win.project.images)
+    assert n_before > 0 and [e.name for e in win.project.images] == ["a.png", "b.png"]
+    # a correction persists: reopening the JSON reopens the project, not a fresh import
+    sid = next(iter(win.project.images[0].segments))
+    win.project.delete_segment(0, sid)
+    win2 = MainWindow(None, segmenter=FakeSegmenter(), confirm_dialogs=False)
+    qtbot.addWidget(win2)
+    assert win2.open_path(str(out / "panoptic.json"))
+    assert sum(len(e.segments) for e in win2.project.images) == n_before - 1
+
+
+def test_a_json_that_is_neither_project_nor_coco_is_refused_clearly(qtbot, tmp_path):
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"hello": 1}')
+    from annotator._qt.main_window import MainWindow
+
+    win = MainWindow(None, segmenter=FakeSegmenter(), confirm_dialogs=False)
+    qtbot.addWidget(win)
+    assert not win.open_path(str(bad))
+    assert "neither a project" in win.messages[-1] and not (tmp_path / "notes.annot").exists()
+
+
+def test_no_display_gives_a_clear_message_not_a_qt_abort(tmp_path):
+    img = tmp_path / "a.png"
+    make_image(img)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "main.py", str(img)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-1000:])
+    assert "no display" in r.stderr.lower() and "xvfb" in r.stderr.lower() and "main.py segment" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_finetune_panel_second_run_is_usable(qtbot):
+    """After "Keep current weights", a second run's choice buttons work, its plot rescales to its own data
+    and the before/after table shows every column."""
+    import pyqtgraph as pg  # noqa: F401
+    from PyQt5.QtCore import QObject, pyqtSignal
+
+    from annotator._qt.finetune_panel import TABLE_COLS, FinetunePanel
+
+    class FakeRun(QObject):
+        polled = pyqtSignal(list)
+        finished = pyqtSignal(str, object, str)
+
+        def __init__(self, out):
+            super().__init__()
+            self.options, self.out_dir, self.started_at, self.running = {"steps": 10}, out, None, False
+
+    panel = FinetunePanel()
+    qtbot.addWidget(panel)
+    panel.resize(420, 600)
+    panel.show()
+    weights = Path(__file__)  # any existing file stands for the new weights
+    report = {"weights": str(weights), "steps_done": 10, "train_s": 1, "wall_s": 2, "val_images": ["x"],
+              "train_images": ["y"], "eval_objects": 3,
+              "before": {c[0]: 1.0 for c in TABLE_COLS}, "after": {c[0]: 2.0 for c in TABLE_COLS}}
+    run1 = FakeRun("run1")
+    panel.attach(run1)
+    run1.polled.emit([{"phase": "train", "step": s, "steps": 10, "loss": 100.0 + s} for s in range(1, 11)])
+    run1.finished.emit("done", report, "")
+    assert panel.choice.isVisible() and panel.choice.isEnabled()
+    qtbot.mouseClick(panel.keep_btn, Qt.LeftButton)
+    assert not panel.choice.isEnabled()
+
+    run2 = FakeRun("run2")
+    panel.attach(run2)
+    run2.polled.emit([{"phase": "train", "step": s, "steps": 500, "loss": 0.5 / s} for s in range(1, 301)])
+    panel._redraw_curves()
+    qtbot.wait(100)   # pyqtgraph applies auto-range on the next event-loop turn
+    xs, ys = panel.loss_curve.getData()
+    assert len(xs) == 300 and xs[0] == 1                      # only this run's points
+    (x0, x1), (y0, y1) = panel.loss_plot.viewRange()
+    assert x1 >= 300 and y1 < 50                              # axes follow the new data, not the old run's
+    run2.finished.emit("done", report, "")
+    assert panel.choice.isVisible() and panel.choice.isEnabled()
+    assert panel.use_btn.isEnabled() and panel.keep_btn.isEnabled()
+    qtbot.wait(50)
+    table = panel.table
+    last = table.columnCount() - 1
+    right_edge = table.horizontalHeader().sectionViewportPosition(last) + table.columnWidth(last)
+    assert right_edge <= table.viewport().width()             # the last column is not cut off
+
+
+def test_queued_proposals_survive_a_quit(qtbot, project):  # noqa: F811
+    """Auto-segment all, review a little, quit: the unreviewed proposals come back when the project reopens."""
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment_all()
+    assert win.proposal is not None and len(win.bulk[1]) == 4
+    qtbot.keyClick(win, Qt.Key_Return)                     # accept one on image 0
+    qtbot.keyClick(win, Qt.Key_Escape)                     # reject one on image 0
+    shown = win.proposal.copy()
+    win.close()                                            # Ctrl+Q
+    reopened = Project.open(project.project_dir)
+    assert len(reopened.images[0].segments) == 1
+    assert reopened.images_with_proposals() == [0, 1]
+    assert len(reopened.proposals(0)) == 2 and np.array_equal(reopened.proposals(0)[0], shown)
+    assert len(reopened.proposals(1)) == 4
+    win2 = make_window(qtbot, reopened, FakeSegmenter())
+    assert win2.proposal is not None and np.array_equal(win2.proposal, shown) and win2.proposal_from_bulk
+    qtbot.keyClick(win2, Qt.Key_Return, Qt.ShiftModifier)   # accept all remaining on image 0
+    assert len(reopened.images[0].segments) == 3 and reopened.images_with_proposals() == [1]
+    qtbot.keyClick(win2, Qt.Key_D)                         # image 1: its queue is shown
+    assert win2.index == 1 and win2.proposal is not None
+    qtbot.keyClick(win2, Qt.Key_A)                         # A accepts while a proposal is shown
+    assert len(reopened.images[1].segments) == 1 and len(reopened.proposals(1)) == 3
+
+
+def test_proposal_shown_when_switching_image_stays_queued(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project, FakeSegmenter(steps=3))
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment_all()
+    qtbot.keyClick(win, Qt.Key_D)
+    qtbot.keyClick(win, Qt.Key_PageUp)
+    assert win.index == 0 and win.proposal is not None
+    assert len(win.bulk.get(0, [])) == 2                   # 3 proposals: one shown, two queued
+    assert len(project.proposals(0)) == 3
