@@ -128,14 +128,20 @@ def test_click_accept_undo_redo(qtbot, project):
     sid = next(iter(entry.segments))
     assert entry.labels[50, 40] == sid
     assert np.array_equal(entry.labels == sid, mask)
-    # the overlay is refreshed from the document event: coloured, no hatch, on the segment
+    # the overlay is refreshed from the document event: coloured (one colour per segment by default; K: by
+    # category), no hatch, on the segment
+    from annotator._qt.canvas import segment_color
+
     cat = project.category(entry.segments[sid].category_id)
+    qtbot.waitUntil(lambda: tuple(overlay_pixel(win, 40, 50)[:3]) == segment_color(sid))
+    qtbot.keyClick(win, Qt.Key_K)
     qtbot.waitUntil(lambda: tuple(overlay_pixel(win, 40, 50)[:3]) == tuple(cat.color))
     # saved already (autosave): a fresh open sees it
     assert len(Project.open(project.project_dir).images[0].segments) == 1
 
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
     assert entry.segments == {} and not entry.labels.any()
+    assert "Undid: add segment on a.png" in win.statusBar().currentMessage()
     qtbot.waitUntil(lambda: tuple(overlay_pixel(win, 40, 50)[:3]) != tuple(cat.color))
     qtbot.keyClick(win, Qt.Key_Y, Qt.ControlModifier)
     assert len(entry.segments) == 1 and entry.labels[50, 40] != 0

@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QPen
-from PyQt5.QtWidgets import QGraphicsRectItem
+from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -107,6 +107,27 @@ def compose_overlay(
     return np.ascontiguousarray(rgba)
 
 
+def segment_color(segment_id: int) -> Tuple[int, int, int]:
+    """A distinct, stable colour per segment id: hues spaced by the golden angle, so neighbours (consecutive
+    ids) differ strongly and a segment keeps its colour across redraws and sessions."""
+    hue = (segment_id * 0.61803398875) % 1.0
+    sat = 0.55 + 0.35 * ((segment_id * 0.37) % 1.0)
+    hsv = np.uint8([[[int(hue * 179), int(sat * 255), 235]]])
+    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(r), int(g), int(b)
+
+
+def compose_proposals(masks: Sequence[np.ndarray], shape: Tuple[int, int], alpha: int = 110) -> np.ndarray:
+    """RGBA of many proposals at once (the overview): each in its own colour, outlined, so a wrong one can be
+    spotted and clicked away."""
+    rgba = np.zeros(shape + (4,), np.uint8)
+    for k, m in enumerate(masks, 1):
+        col = segment_color(k * 7 + 3)
+        rgba[m] = (*col, alpha)
+        cv2.drawContours(rgba, outline_contours(m), -1, (*col, 255), 1)
+    return rgba
+
+
 def compose_proposal(mask: np.ndarray, fill=PROPOSAL_FILL, edge=PROPOSAL_EDGE, alpha: int = 120) -> np.ndarray:
     rgba = np.zeros(mask.shape + (4,), np.uint8)
     rgba[mask] = (*fill, alpha)
@@ -120,6 +141,7 @@ class CanvasViewBox(pg.ViewBox):
     clicked = pyqtSignal(int, int, bool, bool)  # x, y, positive, ctrl held (selection)
     stroke = pyqtSignal(int, int, bool)  # x, y, finished (brush / eraser drags)
     roi_drawn = pyqtSignal(int, int, int, int)  # x0, y0, x1, y1 (exclusive)
+    hovered = pyqtSignal(float, float)  # image coordinates under the mouse; (-1, -1) when it leaves
 
     def __init__(self) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
@@ -134,6 +156,13 @@ class CanvasViewBox(pg.ViewBox):
         self.roi_preview.setZValue(50)
         self.roi_preview.hide()
         self.addItem(self.roi_preview, ignoreBounds=True)
+
+    def hoverEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
+        if ev.isExit():
+            self.hovered.emit(-1.0, -1.0)
+            return
+        p = self.mapSceneToView(ev.scenePos())
+        self.hovered.emit(float(p.x()), float(p.y()))
 
     def _pix(self, ev) -> Tuple[int, int]:
         p = self.mapSceneToView(ev.scenePos())
@@ -203,6 +232,17 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.view.addItem(item)
         self.shape: Optional[Tuple[int, int]] = None
         self.proposal_visible = False
+        # The brush / eraser footprint follows the mouse, so its size is visible before painting.
+        self.brush_cursor = QGraphicsEllipseItem()
+        cpen = QPen(QColor(255, 255, 255))
+        cpen.setCosmetic(True)
+        cpen.setWidth(1)
+        self.brush_cursor.setPen(cpen)
+        self.brush_cursor.setZValue(60)
+        self.brush_cursor.hide()
+        self.view.addItem(self.brush_cursor, ignoreBounds=True)
+        self.brush_radius = 8
+        self.view.hovered.connect(self._on_hover)
 
     # --- content ---------------------------------------------------------------------------------------
     def set_image(self, rgb: Optional[np.ndarray]) -> None:
@@ -257,6 +297,25 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.roi_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
             self.roi_item.show()
 
+    def set_brush_radius(self, radius: int) -> None:
+        self.brush_radius = int(radius)
+        if self.brush_cursor.isVisible():
+            c = self.brush_cursor.rect().center()
+            self._place_cursor(c.x(), c.y())
+
+    def _place_cursor(self, x: float, y: float) -> None:
+        r = self.brush_radius + 0.5
+        self.brush_cursor.setRect(QRectF(np.floor(x) + 0.5 - r, np.floor(y) + 0.5 - r, 2 * r, 2 * r))
+
+    def _on_hover(self, x: float, y: float) -> None:
+        if x < 0 or self.view.tool not in ("brush", "erase"):
+            self.brush_cursor.hide()
+            return
+        self._place_cursor(x, y)
+        self.brush_cursor.setPen(QPen(QColor(255, 120, 120) if self.view.tool == "erase" else QColor(140, 255, 140),
+                                      0))
+        self.brush_cursor.show()
+
     # --- view ------------------------------------------------------------------------------------------
     def fit(self) -> None:
         if self.shape is not None:
@@ -269,6 +328,8 @@ class Canvas(pg.GraphicsLayoutWidget):
     def set_tool(self, tool: str) -> None:
         assert tool in TOOLS, tool
         self.view.tool = tool
+        if tool not in ("brush", "erase"):
+            self.brush_cursor.hide()
         self.view.setMouseEnabled(x=True, y=True)
 
     def image_to_widget(self, x: float, y: float) -> QPoint:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from .canvas import compose_proposal
+from .canvas import compose_proposal, compose_proposals
 
 BULK_FILL = (255, 120, 255)  # auto-segment proposals under review
 
@@ -24,6 +24,9 @@ class EditingMixin:
             return
         h, w = self.image.shape[:2]
         if not (0 <= x < w and 0 <= y < h):
+            return
+        if self.overview:
+            self._drop_overview_proposal(x, y)
             return
         sid = int(entry.labels[y, x])
         if ctrl:  # selection of accepted segments
@@ -155,6 +158,7 @@ class EditingMixin:
         if self.entry is None:
             return 0
         masks = ([self.proposal] if self.proposal is not None else []) + self.bulk.pop(self.index, [])
+        self.overview = False
         self._clear_proposal()
         cid = self._ensure_category()
         n = 0
@@ -163,6 +167,58 @@ class EditingMixin:
         self._persist_bulk(self.index)
         self.status(f"Accepted {n} segment(s).")
         return n
+
+    # ================================================================================ proposal overview
+    def toggle_overview(self) -> None:
+        """Show all of this image's auto-segment proposals at once (click the wrong ones away, Enter accepts the
+        rest), or go back to reviewing them one by one."""
+        if self.overview:
+            self.overview = False
+            self._next_bulk_proposal()
+            self.status("Reviewing proposals one by one.")
+            return
+        if self.proposal is not None and self.proposal_from_bulk and not self.clicks:
+            self.bulk.setdefault(self.index, []).insert(0, self.proposal)
+            self.proposal = None
+        queue = self.bulk.get(self.index) or []
+        if not queue or self.clicks:
+            self.status("No auto-segment proposals to review on this image." if not queue else
+                        "Finish the proposal being built first (Enter or Esc).")
+            return
+        self.overview = True
+        self._show_overview()
+
+    def _show_overview(self) -> None:
+        queue = self.bulk.get(self.index) or []
+        if not queue:
+            self.overview = False
+            self.canvas.set_proposal(None, [])
+            self.status("No proposals left on this image.")
+        else:
+            self.canvas.set_proposal(compose_proposals(queue, self.image.shape[:2]), [])
+            self.status(f"{len(queue)} proposals: click a wrong one to drop it; Enter accepts all the rest; "
+                        "V or Esc reviews them one by one.")
+        self._update_tool_panel()
+        self.proposal_changed.emit()
+
+    def _drop_overview_proposal(self, x: int, y: int) -> None:
+        queue = self.bulk.get(self.index) or []
+        hit = [k for k, m in enumerate(queue) if m[y, x]]
+        if not hit:
+            self.status("No proposal there; click inside a coloured proposal to drop it.")
+            return
+        queue.pop(hit[0])
+        self._persist_bulk(self.index)
+        self._show_overview()
+
+    def _refresh_proposal_counts(self) -> None:
+        if self.project is None:
+            return
+        imgs = self.project.images
+        counts = {i: len(q) + int(i == self.index and self.proposal is not None and self.proposal_from_bulk)
+                  for i, q in self.bulk.items()}
+        self.images_panel.set_proposal_counts([e.name for e in imgs], [e.labelled_fraction() for e in imgs],
+                                              {i: n for i, n in counts.items() if n})
 
     def _persist_bulk(self, index: int) -> None:
         """Write image `index`'s unreviewed proposals (the one shown and the queue) into the project, so a quit
@@ -175,6 +231,7 @@ class EditingMixin:
             self.project.set_proposals(index, shown + list(self.bulk.get(index, [])))
         except (OSError, ValueError) as exc:
             self.status(f"Could not save the proposals of image {index + 1}: {exc}")
+        self._refresh_proposal_counts()
 
     def _next_bulk_proposal(self) -> None:
         queue = self.bulk.get(self.index)
@@ -266,8 +323,13 @@ class EditingMixin:
             # Undo inside a proposal: drop the last click first (feels natural while refining).
             self._undo_click()
             return
-        if self.project is not None and self._edit(self.project.undo) is False:
+        if self.project is None:
+            return
+        what = self.project.undo_description()
+        if self._edit(self.project.undo) is False:
             self.status("Nothing to undo.")
+        elif what:
+            self.status(f"Undid: {what}.")
 
     def _undo_click(self) -> None:
         if self.clicks:
@@ -279,5 +341,10 @@ class EditingMixin:
             self._next_bulk_proposal()
 
     def redo(self) -> None:
-        if self.project is not None and self._edit(self.project.redo) is False:
+        if self.project is None:
+            return
+        what = self.project.redo_description()
+        if self._edit(self.project.redo) is False:
             self.status("Nothing to redo.")
+        elif what:
+            self.status(f"Redid: {what}.")

@@ -30,12 +30,12 @@ from PyQt5.QtWidgets import (
 from annotator.document import PROJECT_FILE, Project, ProjectError, read_image_rgb
 
 from .auto_segment import AutoSegmentMixin
-from .canvas import Canvas, compose_overlay
+from .canvas import Canvas, compose_overlay, segment_color
 from .editing import EditingMixin
 from .file_actions import FileActionsMixin
 from .finetune_panel import FinetuneOptionsDialog, FinetunePanel, FinetuneProcess, default_threads
 from .model_actions import ModelActionsMixin
-from .panels import CategoryPanel, ImageListPanel, ToolPanel
+from .panels import CategoryPanel, ImageListPanel, SegmentListPanel, ToolPanel
 from .shortcuts import ShortcutsOverlay
 from .worker import WorkerThread
 
@@ -87,6 +87,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.roi_rect: Optional[Tuple[int, int, int, int]] = None
         self.opacity = 0.45
         self.hatch = True
+        self.color_by = "segment"  # "segment": a colour per segment (tell them apart); "category"
+        self.hidden: set = set()  # segment ids of the current image not drawn (segment list tick boxes)
+        self.overview = False  # all of the image's auto-segment proposals shown at once
         self.brush_radius = 8
         self._stroke: Optional[np.ndarray] = None
         self._stroke_last: Optional[Tuple[int, int]] = None
@@ -121,12 +124,14 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.canvas.setFocusPolicy(Qt.StrongFocus)
         self.categories_panel = CategoryPanel()
         self.images_panel = ImageListPanel()
+        self.segments_panel = SegmentListPanel()
         self.tools_panel = ToolPanel()
         side = QWidget()
         lay = QVBoxLayout(side)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.tools_panel)
         lay.addWidget(self.categories_panel, 1)
+        lay.addWidget(self.segments_panel, 2)
         lay.addWidget(self.images_panel, 2)
         # Errors stay visible above the canvas until clicked away (status-bar messages expire).
         self.banner = QLabel()
@@ -155,6 +160,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.categories_panel.rename_requested.connect(lambda cid: self.rename_category(cid))
         self.categories_panel.recolor_requested.connect(lambda cid: self.recolor_category(cid))
         self.images_panel.picked.connect(self.show_image)
+        self.segments_panel.selection_changed.connect(self._on_segment_rows_selected)
+        self.segments_panel.visibility_changed.connect(self.set_segment_visible)
+        self.segments_panel.delete_requested.connect(self.delete_selected)
         tp = self.tools_panel
         tp.accept.connect(self.accept_proposal)
         tp.reject.connect(self.reject_proposal)
@@ -165,7 +173,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         tp.hatch_changed.connect(self.set_hatch)
         tp.merge.connect(self.merge_selected)
         tp.delete.connect(self.delete_selected)
-        tp.brush_size_changed.connect(lambda r: setattr(self, "brush_radius", int(r)))
+        tp.brush_size_changed.connect(self.set_brush_radius)
 
         # --- status bar
         self.status_device = QLabel()
@@ -233,6 +241,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         act(v, "Fit to window", self.canvas.fit, "F")
         act(v, "Zoom in", lambda: self.canvas.zoom(1.25), "+")
         act(v, "Zoom out", lambda: self.canvas.zoom(0.8), "-")
+        act(v, "Colour by segment / category", lambda: self.set_color_by(
+            "category" if self.color_by == "segment" else "segment"), "K")
+        act(v, "All proposals at once (overview)", self.toggle_overview, "V")
         act(v, "Next image", self.next_image, "D")
         act(v, "Previous image", self.prev_image, "PgUp")
         x = mb.addMenu("E&xport")
@@ -320,8 +331,11 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         for msg in list(getattr(project, "skipped", [])) + list(getattr(project, "warnings", [])):
             self.notify(msg, error=True)
         self.index = -1
+        self._refresh_proposal_counts()
         if project.images:
-            self.show_image(0)
+            names = [e.name for e in project.images]
+            last = remembered_image(project)
+            self.show_image(names.index(last) if last in names else 0)
         else:
             self.canvas.set_image(None)
             self.notify("The project has no readable images.", error=True)
@@ -372,8 +386,10 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         if self.proposal is not None and self.proposal_from_bulk and not self.clicks and self.index >= 0:
             # An auto-segment proposal under review stays queued for when the person comes back.
             self.bulk.setdefault(self.index, []).insert(0, self.proposal)
+        self.overview = False
         self._clear_proposal(cancel=True)
         self.selected = []
+        self.hidden = set()
         self.roi_rect = None
         self.canvas.set_roi_rect(None)
         self.index = index
@@ -392,6 +408,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             self._next_bulk_proposal()
         self._update_tool_panel()  # the old image's selection is gone: Delete / Merge must say so
         self.status(f"{entry.name}  ({index + 1}/{len(self.project.images)})")
+        remember_image(self.project, entry.name)
 
     def next_image(self) -> None:
         if self.project and self.index + 1 < len(self.project.images):
@@ -452,9 +469,44 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             self.canvas.set_overlay(None)
             return
         cat_color = {c.id: c.color for c in self.project.categories}
-        colors = {sid: cat_color.get(s.category_id, (200, 200, 200)) for sid, s in entry.segments.items()}
-        rgba = compose_overlay(np.asarray(entry.labels), colors, self.opacity, self.hatch, True, self.selected)
+        colors = {sid: (segment_color(sid) if self.color_by == "segment" else
+                        cat_color.get(s.category_id, (200, 200, 200)))
+                  for sid, s in entry.segments.items()}
+        self.hidden &= set(entry.segments)
+        shown = {sid: c for sid, c in colors.items() if sid not in self.hidden}
+        rgba = compose_overlay(np.asarray(entry.labels), shown, self.opacity, self.hatch, True, self.selected)
         self.canvas.set_overlay(rgba)
+        self._refresh_segment_list(entry, colors)
+
+    def _refresh_segment_list(self, entry, colors) -> None:
+        from annotator.coco_io import segment_stats
+
+        stats = segment_stats(np.asarray(entry.labels))  # one pass for all areas
+        names = {c.id: c.name for c in self.project.categories}
+        rows = [(sid, names.get(seg.category_id, "?"), stats.get(sid, (0, None))[0], colors[sid])
+                for sid, seg in sorted(entry.segments.items())]
+        self.segments_panel.set_segments(rows, set(self.selected), self.hidden)
+
+    def _on_segment_rows_selected(self, ids: list) -> None:
+        self.selected = [int(i) for i in ids]
+        self._refresh_overlay()
+        self._update_tool_panel()
+
+    def set_segment_visible(self, segment_id: int, visible: bool) -> None:
+        (self.hidden.discard if visible else self.hidden.add)(int(segment_id))
+        self._refresh_overlay()
+
+    def set_color_by(self, mode: str) -> None:
+        """Colour segments by "segment" (each its own colour) or by "category"."""
+        self.color_by = mode
+        self._refresh_overlay()
+        self.status("Colours: one per segment." if mode == "segment" else "Colours: by category.")
+
+    def set_brush_radius(self, radius: int) -> None:
+        self.brush_radius = int(np.clip(radius, 1, 200))
+        self.canvas.set_brush_radius(self.brush_radius)
+        if self.tools_panel.brush.value() != self.brush_radius:
+            self.tools_panel.brush.setValue(self.brush_radius)
 
     # ================================================================================ categories
     def set_category(self, category_id: int) -> None:
@@ -505,6 +557,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                 return
             color = (c.red(), c.green(), c.blue())
         self._edit(self.project.recolor_category, category_id, color)
+        if self.color_by != "category":
+            self.set_color_by("category")  # a new category colour is only seen in category colours
 
     def _ensure_category(self) -> Optional[int]:
         if self.project is None:
@@ -554,6 +608,23 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.roi_rect = (x0, y0, x1, y1)
         self.set_roi_mode("rect")
         self.set_tool("click")
+        if not self.clicks and self.entry is not None and not self.overview:
+            self._box_to_mask()
+
+    def _box_to_mask(self) -> None:
+        """Box prompt, as SAM-based tools have it: the box is the ROI and the net is pointed at the interior-most
+        unlabelled point of the box; the click loop then corrects the result inside the box."""
+        import cv2
+
+        roi = self.current_roi()
+        if roi is None or not roi.any():
+            self.status("The box holds no unlabelled pixel.")
+            return
+        dist = cv2.distanceTransform(np.pad(roi.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        self.selected = []
+        self.clicks = [(int(x), int(y), True)]
+        self._request_prediction()
 
     # ================================================================================ tools / display
     def set_tool(self, tool: str) -> None:
@@ -619,16 +690,26 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                 return super().keyPressEvent(ev)
             return
         if key in (Qt.Key_Return, Qt.Key_Enter):
-            self.accept_all() if shift else self.accept_proposal()
+            self.accept_all() if shift or self.overview else self.accept_proposal()
         elif key == Qt.Key_A:
             # A accepts while a proposal is shown or being predicted, otherwise it is "previous image" (A / D).
             busy = self.pending is not None and bool(self.clicks)
             self.accept_proposal() if self.proposal is not None or busy else self.prev_image()
+        elif key == Qt.Key_K:
+            self.set_color_by("category" if self.color_by == "segment" else "segment")
+        elif key == Qt.Key_V:
+            self.toggle_overview()
+        elif key == Qt.Key_Comma:
+            self.set_brush_radius(max(1, round(self.brush_radius / 1.25)))
+        elif key == Qt.Key_Period:
+            self.set_brush_radius(round(self.brush_radius * 1.25) + 1)
         elif key == Qt.Key_W:
             self.set_roi_mode("unlabelled" if self.roi_mode == "whole" else "whole")
             self.status("ROI: whole image — a new segment may take pixels from other segments." if
                         self.roi_mode == "whole" else "ROI: unlabelled area — new segments take only unlabelled "
                         "pixels.")
+        elif key in (Qt.Key_Escape, Qt.Key_R) and self.overview:
+            self.toggle_overview()
         elif key in (Qt.Key_Escape, Qt.Key_R):
             if self.proposal is None and not self.clicks and self.selected:
                 self.selected = []
@@ -753,3 +834,28 @@ def _open_coco_json(p: Path, project_dir: Optional[str] = None) -> Project:
         raise ProjectError(f"{p}: a JSON file that is neither a project ({PROJECT_FILE}) nor COCO panoptic "
                            "(no 'annotations' / 'categories')")
     return import_coco_panoptic(p, project_dir=target)
+
+
+VIEW_STATE_FILE = ".annotator-view.json"  # where the window was (not annotation data: never exported)
+
+
+def remember_image(project: Project, name: str) -> None:
+    """Note the image shown, so the project reopens on it (best effort: a read-only folder just forgets)."""
+    import json
+
+    from annotator.document import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(Path(project.project_dir) / VIEW_STATE_FILE, json.dumps({"image": name}).encode())
+    except OSError:
+        pass
+
+
+def remembered_image(project: Project) -> Optional[str]:
+    import json
+
+    try:
+        data = json.loads((Path(project.project_dir) / VIEW_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("image") if isinstance(data, dict) and isinstance(data.get("image"), str) else None

@@ -84,6 +84,77 @@ class CategoryPanel(QGroupBox):
             self.picked.emit(item.data(Qt.UserRole))
 
 
+class SegmentListPanel(QGroupBox):
+    """The current image's segments: colour, id, category, area; a tick box shows / hides each one, clicking a
+    row selects it on the canvas (Ctrl for several), Delete removes the selected ones."""
+
+    selection_changed = pyqtSignal(list)   # selected segment ids
+    visibility_changed = pyqtSignal(int, bool)  # segment id, visible
+    delete_requested = pyqtSignal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Segments", parent)
+        self.list = QListWidget()
+        self.list.setFocusPolicy(Qt.NoFocus)
+        self.list.setSelectionMode(QListWidget.ExtendedSelection)
+        self.list.itemSelectionChanged.connect(self._on_selection)
+        self.list.itemChanged.connect(self._on_item_changed)
+        self.delete_btn = QPushButton("Delete")
+        self.delete_btn.setFocusPolicy(Qt.NoFocus)
+        self.delete_btn.clicked.connect(self.delete_requested)
+        self.summary = QLabel("")
+        row = QHBoxLayout()
+        row.addWidget(self.summary, 1)
+        row.addWidget(self.delete_btn)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.list)
+        lay.addLayout(row)
+        self._updating = False
+
+    def set_segments(self, rows, selected, hidden) -> None:
+        """rows: [(segment id, category name, area px, (r, g, b))]."""
+        self._updating = True
+        same = [self.list.item(r).data(Qt.UserRole) for r in range(self.list.count())] == [r[0] for r in rows]
+        if not same:  # rebuilt only when the segments change: a selection keeps the rows (and the scroll)
+            self.list.clear()
+        for r, (sid, cat, area, color) in enumerate(rows):
+            text = f"#{sid}  {cat}  {area} px"
+            if same:
+                it = self.list.item(r)
+                if it.text() != text:
+                    it.setText(text)
+                it.setIcon(color_icon(color))
+            else:
+                it = QListWidgetItem(color_icon(color), text)
+                it.setData(Qt.UserRole, int(sid))
+                it.setFlags(it.flags() | Qt.ItemIsUserCheckable)
+                self.list.addItem(it)
+            state = Qt.Unchecked if sid in hidden else Qt.Checked
+            if it.checkState() != state:
+                it.setCheckState(state)
+            if it.isSelected() != (sid in selected):
+                it.setSelected(sid in selected)
+        self.summary.setText(f"{len(rows)} segment(s)")
+        self.delete_btn.setEnabled(bool(selected))
+        self._updating = False
+
+    def row_of(self, segment_id: int) -> int:
+        for r in range(self.list.count()):
+            if self.list.item(r).data(Qt.UserRole) == segment_id:
+                return r
+        return -1
+
+    def _on_selection(self) -> None:
+        if not self._updating:
+            ids = [it.data(Qt.UserRole) for it in self.list.selectedItems()]
+            self.delete_btn.setEnabled(bool(ids))
+            self.selection_changed.emit(ids)
+
+    def _on_item_changed(self, item) -> None:
+        if not self._updating:
+            self.visibility_changed.emit(item.data(Qt.UserRole), item.checkState() == Qt.Checked)
+
+
 class ImageListPanel(QGroupBox):
     """Images of the project with their labelled fraction."""
 
@@ -101,14 +172,23 @@ class ImageListPanel(QGroupBox):
         self._updating = False
 
     @staticmethod
-    def _text(name: str, frac: float) -> str:
-        return f"{frac * 100:5.1f}%  {name}"
+    def _text(name: str, frac: float, proposals: int = 0) -> str:
+        queued = f"  [{proposals} to review]" if proposals else ""
+        return f"{frac * 100:5.1f}%  {name}{queued}"
+
+    def set_proposal_counts(self, names, fractions, counts: dict) -> None:
+        """Mark the images that still hold auto-segment proposals (``counts``: index -> number)."""
+        for i, (name, f) in enumerate(zip(names, fractions)):
+            it = self.list.item(i)
+            if it is not None:
+                it.setText(self._text(name, f, counts.get(i, 0)))
+        self._counts = dict(counts)
 
     def set_images(self, names, fractions, current: int) -> None:
         self._updating = True
         self.list.clear()
-        for name, f in zip(names, fractions):
-            self.list.addItem(self._text(name, f))
+        for i, (name, f) in enumerate(zip(names, fractions)):
+            self.list.addItem(self._text(name, f, getattr(self, "_counts", {}).get(i, 0)))
         if 0 <= current < self.list.count():
             self.list.setCurrentRow(current)
         self._updating = False
@@ -117,7 +197,7 @@ class ImageListPanel(QGroupBox):
     def update_image(self, index: int, name: str, frac: float, fractions) -> None:
         it = self.list.item(index)
         if it is not None:
-            it.setText(self._text(name, frac))
+            it.setText(self._text(name, frac, getattr(self, "_counts", {}).get(index, 0)))
         self._summarize(fractions)
 
     def set_current(self, index: int) -> None:

@@ -1,0 +1,98 @@
+"""What users of labelme / X-AnyLabeling / SAM-based tools expect (issue 11): segments told apart and listed,
+all auto-segment proposals reviewed at a glance, box to mask, brush size on the keyboard, the project reopening
+where it was left."""
+from __future__ import annotations
+
+import numpy as np
+from PyQt5.QtCore import Qt
+
+from annotator._qt.canvas import segment_color
+from annotator.document import Project
+from test_gui import (FakeSegmenter, click, make_window, overlay_pixel, project,  # noqa: F401
+                      wait_proposal)
+
+
+def _accept_at(qtbot, win, x, y):
+    click(qtbot, win, x, y)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+
+
+def test_each_segment_has_its_own_colour_and_a_row_in_the_list(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    _accept_at(qtbot, win, 30, 50)
+    _accept_at(qtbot, win, 90, 50)
+    entry = project.images[0]
+    a, b = int(entry.labels[50, 30]), int(entry.labels[50, 90])
+    qtbot.waitUntil(lambda: win.segments_panel.list.count() == 2)
+    assert segment_color(a) != segment_color(b)
+    assert tuple(overlay_pixel(win, 30, 50)[:3]) == segment_color(a)
+    assert tuple(overlay_pixel(win, 90, 50)[:3]) == segment_color(b)
+    row = win.segments_panel.list.item(win.segments_panel.row_of(b))
+    assert f"#{b}" in row.text() and f"{int((entry.labels == b).sum())} px" in row.text()
+    # selecting a row selects the segment; its tick box hides it; Delete removes it
+    row.setSelected(True)
+    assert win.selected == [b]
+    row.setCheckState(Qt.Unchecked)
+    qtbot.waitUntil(lambda: overlay_pixel(win, 90, 50)[3] == 0 or
+                    tuple(overlay_pixel(win, 90, 50)[:3]) != segment_color(b))
+    assert b in win.hidden and b in entry.segments          # hidden, not deleted
+    qtbot.mouseClick(win.segments_panel.delete_btn, Qt.LeftButton)
+    assert b not in entry.segments and a in entry.segments
+    qtbot.waitUntil(lambda: win.segments_panel.list.count() == 1)
+
+
+def test_overview_shows_all_proposals_drop_wrong_ones_accept_the_rest(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))   # 4 vertical strips of 32 px
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment_all()
+    assert "[4 to review]" in win.images_panel.list.item(0).text()
+    qtbot.keyClick(win, Qt.Key_V)
+    assert win.overview and win.proposal is None and len(win.bulk[0]) == 4
+    click(qtbot, win, 40, 10)                                   # the second strip is wrong: drop it
+    assert len(win.bulk[0]) == 3 and win.overview
+    assert "[3 to review]" in win.images_panel.list.item(0).text()
+    assert len(project.proposals(0)) == 3                       # dropped on disk too
+    qtbot.keyClick(win, Qt.Key_Return)                          # accept all the rest
+    entry = project.images[0]
+    assert len(entry.segments) == 3 and entry.labels[10, 40] == 0 and entry.labels[10, 10] != 0
+    assert not win.overview and 0 not in win.bulk and project.proposals(0) == []
+    assert "to review" not in win.images_panel.list.item(0).text()
+    assert "[4 to review]" in win.images_panel.list.item(1).text()
+
+
+def test_box_gives_the_segment_inside_it(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    qtbot.keyClick(win, Qt.Key_O)                               # box tool
+    win.canvas.view.roi_drawn.emit(50, 20, 90, 70)              # as a drag on the canvas emits it
+    mask = wait_proposal(qtbot, win)
+    x, y, positive = win.clicks[0]                              # the box's interior-most point
+    assert positive and 68 <= x <= 71 and 38 <= y <= 52
+    assert mask.any() and not mask[:, :50].any() and not mask[:, 90:].any()   # inside the box (ROI)
+    qtbot.keyClick(win, Qt.Key_Return)
+    assert len(project.images[0].segments) == 1
+
+
+def test_brush_size_keys_and_circle_cursor(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    qtbot.keyClick(win, Qt.Key_B)
+    r0 = win.brush_radius
+    qtbot.keyClick(win, Qt.Key_Period)
+    assert win.brush_radius > r0 and win.tools_panel.brush.value() == win.brush_radius
+    qtbot.keyClick(win, Qt.Key_Comma)
+    qtbot.keyClick(win, Qt.Key_Comma)
+    assert win.brush_radius < r0
+    win.canvas.view.hovered.emit(40.0, 30.0)
+    cur = win.canvas.brush_cursor
+    assert cur.isVisible() and abs(cur.rect().width() - (2 * win.brush_radius + 1)) < 1e-6
+    qtbot.keyClick(win, Qt.Key_C)                               # the click tool has no brush cursor
+    assert not cur.isVisible()
+
+
+def test_project_reopens_on_the_image_it_was_left_on(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    qtbot.keyClick(win, Qt.Key_D)
+    assert win.index == 1
+    win.close()
+    win2 = make_window(qtbot, Project.open(project.project_dir))
+    assert win2.index == 1
