@@ -75,6 +75,31 @@ def _fingerprint(a: np.ndarray | None) -> str:
     return f"{a.shape}{a.dtype}" + hashlib.blake2b(data.tobytes(), digest_size=12).hexdigest()
 
 
+def _upsample_where_positive(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`prob` (uint8, internal resolution) bilinearly resized to `size` (w, h) as cv2.resize does, but computed
+    only inside the box where the result can exceed 127 (the small pixels above 127, grown by one pixel: a
+    bilinear value above 127 needs a neighbour above it). On a 12-megapixel photo with a small object this
+    skips almost the whole full-resolution resize; elsewhere the result is 0."""
+    ww, wh = size
+    nh, nw = prob.shape
+    out = np.zeros((wh, ww), np.uint8)
+    ys, xs = np.nonzero(prob > 127)
+    if len(xs) == 0:
+        return out
+    sx, sy = nw / ww, nh / wh
+    # Output pixels whose source coordinate (X + 0.5) * s - 0.5 lies within one pixel of the box.
+    X0 = max(0, int(np.floor((xs.min() - 1 + 0.5) / sx - 0.5)))
+    X1 = min(ww, int(np.ceil((xs.max() + 1 + 0.5) / sx - 0.5)) + 1)
+    Y0 = max(0, int(np.floor((ys.min() - 1 + 0.5) / sy - 0.5)))
+    Y1 = min(wh, int(np.ceil((ys.max() + 1 + 0.5) / sy - 0.5)) + 1)
+    if (X1 - X0) * (Y1 - Y0) > 0.6 * ww * wh:
+        return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR)  # most of it: the plain resize
+    m = np.float64([[sx, 0, (X0 + 0.5) * sx - 0.5], [0, sy, (Y0 + 0.5) * sy - 0.5]])
+    out[Y0:Y1, X0:X1] = cv2.warpAffine(prob, m, (X1 - X0, Y1 - Y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                       borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
 class Segmenter:
     """Click-to-mask inference on the pointer/ROI net."""
 
@@ -94,6 +119,8 @@ class Segmenter:
         self.local_corrections = local_corrections
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
+        self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
+        self._pyramid: tuple | None = None    # (image key, [image, image/2, ...]) for correction windows
 
     # ---- construction ----
     @classmethod
@@ -137,7 +164,8 @@ class Segmenter:
 
     # ---- the net on one window of the image ----
     def _run(self, image: np.ndarray, roi: np.ndarray, clicks: Sequence[Click], prev: np.ndarray | None,
-             window: tuple[int, int, int, int], side: int, image_key: str = "") -> tuple[np.ndarray, float]:
+             window: tuple[int, int, int, int], side: int, image_key: str = "", roi_key: str = ""
+             ) -> tuple[np.ndarray, float]:
         """Probabilities (uint8, 255 = 1) for `window` (x0, y0, x1, y1) of the image, computed at internal long
         side `side` and brought to the window's full resolution, plus the score. uint8 rather than float keeps
         the full-resolution temporaries at a byte a pixel on 20-megapixel images."""
@@ -150,12 +178,31 @@ class Segmenter:
         if whole and image_key and self._resized is not None and self._resized[0] == cache_key:
             small = self._resized[1]
         else:
-            crop = image[y0:y1, x0:x1]
-            small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            # From the coarsest cached pyramid level that still has the window at >= the internal size: a
+            # correction's window on a 12 MP photo is then resized from a few hundred thousand pixels, not
+            # millions (INTER_AREA on the full image cost ~20 ms a click).
+            src, f = image, 1
+            if image_key and scale <= 0.5:
+                levels = self._pyramid_for(image, image_key)
+                level = 0
+                while level + 1 < len(levels) and 2 ** (level + 1) * scale <= 1:
+                    level += 1  # at this level the window still has at least nw x nh pixels
+                src, f = levels[level], 2 ** level
+            fx0, fy0 = x0 // f, y0 // f
+            fx1, fy1 = max(fx0 + 1, -(-x1 // f)), max(fy0 + 1, -(-y1 // f))
+            crop = src[fy0:fy1, fx0:fx1]
+            interp = cv2.INTER_AREA if nw < crop.shape[1] else cv2.INTER_LINEAR
+            small = cv2.resize(crop, (nw, nh), interpolation=interp)
             if whole and image_key:
                 self._resized = (cache_key, small)
-        roi_small = cv2.resize(roi[y0:y1, x0:x1].view(np.uint8) * np.uint8(255), (nw, nh),
-                               interpolation=cv2.INTER_AREA) > 127
+        roi_key = (roi_key, window, side) if roi_key else None
+        if roi_key is not None and self._roi_small is not None and self._roi_small[0] == roi_key:
+            roi_small = self._roi_small[1]  # the same ROI as the last click: a 12 MP resize saved
+        else:
+            roi_small = cv2.resize(roi[y0:y1, x0:x1].view(np.uint8) * np.uint8(255), (nw, nh),
+                                   interpolation=cv2.INTER_AREA) > 127
+            if roi_key is not None:
+                self._roi_small = (roi_key, roi_small)
         prev_small = None
         if prev is not None:
             prev_small = cv2.resize(prev[y0:y1, x0:x1].view(np.uint8) * np.uint8(255), (nw, nh),
@@ -173,28 +220,42 @@ class Segmenter:
         # sigmoid(l) > 0.5 <=> l > 0: the uint8 probability map keeps the decision and smooth upsampling.
         prob = (255.0 / (1.0 + np.exp(-np.clip(logits[0, 0, :nh, :nw], -30, 30)))).round().astype(np.uint8)
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(score)[0]))))
-        return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
+        return _upsample_where_positive(prob, (ww, wh)), score
 
-    def _apply_correction(self, prev: np.ndarray, new: np.ndarray, click: Click, roi: np.ndarray,
+    def _pyramid_for(self, image: np.ndarray, image_key: str) -> list[np.ndarray]:
+        """[image, image / 2, image / 4, ...] down to about the internal size, cached for the current image."""
+        if self._pyramid is not None and self._pyramid[0] == image_key:
+            return self._pyramid[1]
+        levels = [image]
+        while max(levels[-1].shape[:2]) >= 4 * self.max_side:
+            levels.append(cv2.pyrDown(levels[-1]))
+        self._pyramid = (image_key, levels)
+        return levels
+
+    def _apply_correction(self, prev: np.ndarray, new_window: np.ndarray, click: Click, roi: np.ndarray,
                           window: tuple[int, int, int, int]) -> np.ndarray:
         """The contract of a correction click: a positive click adds the missed region under it, a negative one
-        removes the wrong region under it, and nothing else changes. Of the net's new mask only the connected
-        piece of the change that holds the click is taken: changes far from the click (the net re-deciding parts
-        the person had already accepted by not clicking there) are dropped. If the net ignored the click, a disk
-        of the click's size is added or removed, so every click has an effect."""
+        removes the wrong region under it, and nothing else changes. Of the net's new mask (`new_window`, the
+        window's part) only the connected piece of the change that holds the click is taken: changes far from
+        the click (the net re-deciding parts the person had already accepted by not clicking there) are
+        dropped. If the net ignored the click, a disk of the click's size is added or removed, so every click
+        has an effect. Works inside the window only; the piece is found by a flood fill from the click, whose
+        cost is the piece's size, not the image's."""
         x, y, positive = int(click[0]), int(click[1]), bool(click[2])
         x0, y0, x1, y1 = window
-        change = (new & ~prev) if positive else (prev & ~new)
-        sub = change[y0:y1, x0:x1].astype(np.uint8)
-        out = prev.copy()
-        if sub[y - y0, x - x0]:
-            _, comp = cv2.connectedComponents(sub, connectivity=8)
-            piece = comp == comp[y - y0, x - x0]
+        prev_window = prev[y0:y1, x0:x1]
+        change = (new_window & ~prev_window) if positive else (prev_window & ~new_window)
+        if change[y - y0, x - x0]:
+            fill = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+            cv2.floodFill(change.view(np.uint8), fill, (x - x0, y - y0), 1, 0, 0,
+                          8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+            piece = fill[1:-1, 1:-1].view(bool)
         else:
             r = max(2, round(CLICK_RADIUS * max(x1 - x0, y1 - y0) / self.max_side))  # the encoded disk
-            piece = np.zeros_like(sub)
+            piece = np.zeros(change.shape, np.uint8)
             cv2.circle(piece, (x - x0, y - y0), r, 1, -1)
-            piece = piece.astype(bool)
+            piece = piece.view(bool)
+        out = prev.copy()
         region = out[y0:y1, x0:x1]
         if positive:
             region |= piece & roi[y0:y1, x0:x1]
@@ -242,16 +303,18 @@ class Segmenter:
                 return Prediction(mask.copy(), score, time.perf_counter() - t0)
         for k in range(start + 1, len(clicks) + 1):
             if mask is None:
-                prob, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0])
+                prob, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0], key[1])
                 mask = (prob > 127) & roi
             else:
                 window = self._zoom_window(mask, clicks[:k], (h, w))
-                prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side)
+                prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side, key[0], key[1])
                 x0, y0, x1, y1 = window
-                new = mask.copy()
-                new[y0:y1, x0:x1] = (prob > 127) & roi[y0:y1, x0:x1]
-                mask = self._apply_correction(mask, new, clicks[k - 1], roi, window) if self.local_corrections \
-                    else new
+                new_window = (prob > 127) & roi[y0:y1, x0:x1]
+                if self.local_corrections:
+                    mask = self._apply_correction(mask, new_window, clicks[k - 1], roi, window)
+                else:
+                    mask = mask.copy()
+                    mask[y0:y1, x0:x1] = new_window
         self._last = (key, list(clicks), mask, score)
         return Prediction(mask.copy(), score, time.perf_counter() - t0)
 
