@@ -75,31 +75,6 @@ def _fingerprint(a: np.ndarray | None) -> str:
     return f"{a.shape}{a.dtype}" + hashlib.blake2b(data.tobytes(), digest_size=12).hexdigest()
 
 
-def _upsample_where_positive(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`prob` (uint8, internal resolution) bilinearly resized to `size` (w, h) as cv2.resize does, but computed
-    only inside the box where the result can exceed 127 (the small pixels above 127, grown by one pixel: a
-    bilinear value above 127 needs a neighbour above it). On a 12-megapixel photo with a small object this
-    skips almost the whole full-resolution resize; elsewhere the result is 0."""
-    ww, wh = size
-    nh, nw = prob.shape
-    out = np.zeros((wh, ww), np.uint8)
-    ys, xs = np.nonzero(prob > 127)
-    if len(xs) == 0:
-        return out
-    sx, sy = nw / ww, nh / wh
-    # Output pixels whose source coordinate (X + 0.5) * s - 0.5 lies within one pixel of the box.
-    X0 = max(0, int(np.floor((xs.min() - 1 + 0.5) / sx - 0.5)))
-    X1 = min(ww, int(np.ceil((xs.max() + 1 + 0.5) / sx - 0.5)) + 1)
-    Y0 = max(0, int(np.floor((ys.min() - 1 + 0.5) / sy - 0.5)))
-    Y1 = min(wh, int(np.ceil((ys.max() + 1 + 0.5) / sy - 0.5)) + 1)
-    if (X1 - X0) * (Y1 - Y0) > 0.6 * ww * wh:
-        return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR)  # most of it: the plain resize
-    m = np.float64([[sx, 0, (X0 + 0.5) * sx - 0.5], [0, sy, (Y0 + 0.5) * sy - 0.5]])
-    out[Y0:Y1, X0:X1] = cv2.warpAffine(prob, m, (X1 - X0, Y1 - Y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                       borderMode=cv2.BORDER_REPLICATE)
-    return out
-
-
 class Segmenter:
     """Click-to-mask inference on the pointer/ROI net."""
 
@@ -182,11 +157,11 @@ class Segmenter:
             # correction's window on a 12 MP photo is then resized from a few hundred thousand pixels, not
             # millions (INTER_AREA on the full image cost ~20 ms a click).
             src, f = image, 1
-            if image_key and scale <= 0.5:
+            if image_key and scale <= 0.25:
                 levels = self._pyramid_for(image, image_key)
                 level = 0
-                while level + 1 < len(levels) and 2 ** (level + 1) * scale <= 1:
-                    level += 1  # at this level the window still has at least nw x nh pixels
+                while level + 1 < len(levels) and 2 ** (level + 1) * scale <= 0.5:
+                    level += 1  # at this level the window still has at least twice nw x nh pixels a side
                 src, f = levels[level], 2 ** level
             fx0, fy0 = x0 // f, y0 // f
             fx1, fy1 = max(fx0 + 1, -(-x1 // f)), max(fy0 + 1, -(-y1 // f))
@@ -220,7 +195,7 @@ class Segmenter:
         # sigmoid(l) > 0.5 <=> l > 0: the uint8 probability map keeps the decision and smooth upsampling.
         prob = (255.0 / (1.0 + np.exp(-np.clip(logits[0, 0, :nh, :nw], -30, 30)))).round().astype(np.uint8)
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(score)[0]))))
-        return _upsample_where_positive(prob, (ww, wh)), score
+        return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
 
     def _pyramid_for(self, image: np.ndarray, image_key: str) -> list[np.ndarray]:
         """[image, image / 2, image / 4, ...] down to about the internal size, cached for the current image."""

@@ -372,9 +372,11 @@ def format_table(result: dict) -> str:
 
 # ---------------------------------------------------------------- setup
 
-def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None):
+def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None,
+                   backend: str = "auto"):
     """(Segmenter, description for the report). weights: a .safetensors file (default: the bundled one) or a
-    trainer checkpoint .pt (its "net" state), so a run in progress can be measured."""
+    trainer checkpoint .pt (its "net" state), so a run in progress can be measured. backend: the inference
+    runtime (model.runtime: auto, openvino, onnx, torch)."""
     from model import Segmenter, WeightsError
     from model.segmenter import BUNDLED_WEIGHTS
 
@@ -383,7 +385,7 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
     from .finetune import sha256_file
 
     if random_init:
-        return Segmenter.random_init(seed=seed, device=device or "cpu"), {"name": f"random-init(seed={seed})",
+        return Segmenter.random_init(seed=seed, device=device or "cpu", backend=backend), {"name": f"random-init(seed={seed})",
                                                                            "path": None, "random_init": True}
     path = Path(weights) if weights else BUNDLED_WEIGHTS
     if path.suffix == ".pt":
@@ -400,10 +402,10 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
         except Exception as exc:  # torch raises many kinds for bad files; all mean "not usable weights"
             raise WeightsError(f"checkpoint {path} is not usable net weights ({exc})") from exc
         step = ckpt.get("step") if isinstance(ckpt, dict) else None
-        seg = Segmenter(net, device or "cpu", info={"checkpoint": str(path), "step": step})
+        seg = Segmenter(net, device or "cpu", info={"checkpoint": str(path), "step": step}, backend=backend)
     else:
-        seg = Segmenter.from_pretrained(path, device=device)
-    return seg, {"name": str(path), "path": str(path.resolve()), "random_init": False,
+        seg = Segmenter.from_pretrained(path, device=device, backend=backend)
+    return seg, {"name": str(path), "path": str(path.resolve()), "random_init": False, "runtime": seg.runtime,
                  "sha256": sha256_file(path), "info": seg.info}
 
 
@@ -446,6 +448,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and OpenCV")
     p.add_argument("--seed", type=int, default=0, help="random pointers (single mode) and random init")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnx", "torch"],
+                   help="inference runtime for the net (default: the fastest that reproduces PyTorch)")
     p.add_argument("--quiet", action="store_true", help="no per-image progress lines")
     a = p.parse_args(argv)
     if a.max_clicks < 1:
@@ -477,7 +481,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if args.mode == "full" and not fully_labelled:
         raise DataError(f"{args.data}: 'full' mode needs full label maps (semantic:, coco: or synthetic: data); "
                         "a masks: folder labels one object per image")
-    segmenter, weights_desc = load_segmenter(args.weights, args.random_init, args.seed, args.device)
+    segmenter, weights_desc = load_segmenter(args.weights, args.random_init, args.seed, args.device,
+                                             args.backend)
     methods: list = [NetMethod(segmenter)]
     peer_note = None
     peers: list[str] = []
