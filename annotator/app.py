@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-click", metavar="X,Y", action="append", default=[],
                    help="with --screenshot: click these pixels first (repeatable; accepted except the last)")
     p.add_argument("--demo-auto", action="store_true", help="with --screenshot: run auto-segment first")
+    p.add_argument("--demo-overview", action="store_true",
+                   help="with --screenshot: auto-segment and show all proposals at once (the review overview)")
     p.add_argument("--random-init", action="store_true",
                    help="use an untrained net (Segmenter.random_init) instead of the bundled weights (demos)")
     p.add_argument("--weights", metavar="SAFETENSORS",
@@ -81,7 +83,8 @@ def main(
     if args.screenshot:
         from annotator._qt.screenshot import ScreenshotScript
 
-        ScreenshotScript(win, args.screenshot, args.demo_click, args.demo_auto).start()
+        ScreenshotScript(win, args.screenshot, args.demo_click, args.demo_auto,
+                         overview=args.demo_overview).start()
     if on_ready is not None:
         QTimer.singleShot(0, lambda: on_ready(win))
     code = app.exec_()

@@ -649,7 +649,10 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
 
     def _update_tool_panel(self) -> None:
         queued = len(self.bulk.get(self.index, []))
-        if self.proposal is not None:
+        if self.overview:
+            text = (f"Overview: {queued} auto-segment proposals. Click a wrong one to drop it; Enter accepts all "
+                    "the rest; V or Esc reviews them one by one.")
+        elif self.proposal is not None:
             src = "auto-segment proposal" if self.proposal_from_bulk and not self.clicks else "proposal"
             text = (f"{src.capitalize()}: {int(self.proposal.sum())} px, score {self.proposal_score:.2f}. "
                     "Enter/A accept, Esc/R reject; left/right click to refine.")

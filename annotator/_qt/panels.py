@@ -295,7 +295,7 @@ class ToolPanel(QGroupBox):
         self.info.setText(text)
         self.accept_btn.setEnabled(has_proposal)
         self.reject_btn.setEnabled(has_proposal)
-        self.accept_all_btn.setEnabled(has_proposal and queued > 0)
+        self.accept_all_btn.setEnabled(queued > 0)
         self.accept_all_btn.setText(f"Accept all remaining ({queued + int(has_proposal)})" if queued else "Accept all remaining")
         self.merge_btn.setEnabled(n_selected == 2)
         self.delete_btn.setEnabled(n_selected >= 1)

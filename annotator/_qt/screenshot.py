@@ -14,12 +14,14 @@ from PyQt5.QtWidgets import QApplication
 
 
 class ScreenshotScript(QObject):
-    def __init__(self, win, out_path: str, clicks: List[str], auto: bool, timeout_s: float = 180.0) -> None:
+    def __init__(self, win, out_path: str, clicks: List[str], auto: bool, timeout_s: float = 180.0,
+                 overview: bool = False) -> None:
         super().__init__(win)
         self.win = win
         self.out_path = out_path
         self.clicks = clicks  # "X,Y" strings or "center" (resolved once the image is loaded)
-        self.auto = auto
+        self.auto = auto or overview
+        self.overview = overview  # leave the auto-segment proposals shown all at once (V), not accepted
         self.deadline = time.monotonic() + timeout_s
         self._steps: Optional[Iterator[Callable[[], bool]]] = None
         self._waiting: Optional[Callable[[], bool]] = None
@@ -43,7 +45,9 @@ class ScreenshotScript(QObject):
                 win.bulk_finished.connect(lambda *_: finished.__setitem__("v", True))
                 win.auto_segment()
                 yield lambda: finished["v"]
-                if win.bulk.get(win.index) or win.proposal is not None:
+                if self.overview:
+                    win.toggle_overview()
+                elif win.bulk.get(win.index) or win.proposal is not None:
                     win.accept_all()
             h, w = win.image.shape[:2]
             for k, spec in enumerate(self.clicks):
