@@ -301,7 +301,7 @@ def run_runtimes(args) -> dict:
 def format_runtimes(r: dict) -> str:
     lines = [f"runtimes {r['image_size'][0]}x{r['image_size'][1]}  images {r['n_images']} ({r['images_source']})  "
              f"clicks/image {r['clicks_per_image']}  threads {r['threads']}  weights {r['weights']['name']}",
-             f"{'runtime':<26}{'click p50':>10}{'p90':>7}{'first p50':>10}{'seg_img s':>10}{'load s':>8}"
+             f"{'runtime':<26}{'click p50':>10}{'p90':>7}{'first p50':>10}{'seg_img s':>10}{'load s':>21}"
              f"{'IoU vs torch':>13}{'min IoU':>9}{'seg agr':>9}"]
     for name, m in r["runtimes"].items():
         if "error" in m:
@@ -310,7 +310,7 @@ def format_runtimes(r: dict) -> str:
         load = f"{m['load_seconds']:.2f}" + (f" (cold {m['cold_load_seconds']:.1f})" if m.get("cold_load_seconds")
                                              else "")
         lines.append(f"{name:<26}{_ms(m['click']['p50']):>10}{_ms(m['click']['p90']):>7}"
-                     f"{_ms(m['first_click']['p50']):>10}{m['segment_image']['mean']:>10.2f}{load:>8}"
+                     f"{_ms(m['first_click']['p50']):>10}{m['segment_image']['mean']:>10.2f}{load:>21}"
                      f"{m['mask_iou_vs_torch']:>13.4f}{m['min_mask_iou_vs_torch']:>9.4f}"
                      f"{m['segment_image_agreement']:>9.4f}")
     lines.append(f"default runtime of the Segmenter on this machine: {r['default_runtime']}")
