@@ -103,19 +103,35 @@ class GrabCutPeer:
         except cv2.error:
             pass  # degenerate colour statistics (e.g. a flat image): keep the previous labels
 
+    @staticmethod
+    def _start_roi(image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None) -> np.ndarray:
+        if not clicks:
+            raise ValueError("at least one click is needed")
+        return np.ones(image.shape[:2], bool) if roi is None else np.asarray(roi, bool)
+
+    def _scale(self, h: int, w: int) -> float:
+        return self.max_side / max(h, w) if self.max_side and max(h, w) > self.max_side else 1.0
+
+    @staticmethod
+    def _working_copy(image: np.ndarray, roi_b: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """(BGR image, ROI) at the working scale GrabCut runs at."""
+        h, w = image.shape[:2]
+        small = image if scale == 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)),
+                                                      interpolation=cv2.INTER_AREA)
+        bgr = cv2.cvtColor(np.ascontiguousarray(small[..., :3]), cv2.COLOR_RGB2BGR)
+        sh, sw = bgr.shape[:2]
+        roi_s = roi_b if scale == 1.0 else cv2.resize(roi_b.astype(np.uint8), (sw, sh),
+                                                      interpolation=cv2.INTER_NEAREST).astype(bool)
+        return bgr, roi_s
+
     def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None) -> np.ndarray:
         """HxW bool mask for the clicks (first positive) inside `roi`; continues the previous chain when the
         image and roi are the same objects and `clicks` extends the previous clicks."""
-        if not clicks:
-            raise ValueError("at least one click is needed")
+        roi_b = self._start_roi(image, clicks, roi)
         h, w = image.shape[:2]
-        roi_b = np.ones((h, w), bool) if roi is None else np.asarray(roi, bool)
-        x, y, _ = clicks[0]
-        if not roi_b[int(y), int(x)]:
-            return np.zeros((h, w), bool)
-        scale = 1.0
-        if self.max_side and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
+        if not roi_b[int(clicks[0][1]), int(clicks[0][0])]:
+            return np.zeros((h, w), bool)  # the first click is outside the ROI: nothing to find
+        scale = self._scale(h, w)
         key = (_fingerprint(image), None if roi is None else _fingerprint(roi_b))
         clicks = [(float(cx), float(cy), bool(p)) for cx, cy, p in clicks]
         st = self._state
@@ -124,12 +140,8 @@ class GrabCutPeer:
             gc, hard = gc.copy(), hard.copy()
         else:
             done = []
-            small = image if scale == 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)),
-                                                          interpolation=cv2.INTER_AREA)
-            bgr = cv2.cvtColor(np.ascontiguousarray(small[..., :3]), cv2.COLOR_RGB2BGR)
+            bgr, roi_s = self._working_copy(image, roi_b, scale)
             sh, sw = bgr.shape[:2]
-            roi_s = roi_b if scale == 1.0 else cv2.resize(roi_b.astype(np.uint8), (sw, sh),
-                                                          interpolation=cv2.INTER_NEAREST).astype(bool)
             gc = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
             gc[~roi_s] = cv2.GC_BGD
             hard = ~roi_s
@@ -196,20 +208,13 @@ class GrabCutFreshPeer(GrabCutPeer):
         self.seed_radius = seed_radius
 
     def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None) -> np.ndarray:
-        if not clicks:
-            raise ValueError("at least one click is needed")
+        roi_b = self._start_roi(image, clicks, roi)
         h, w = image.shape[:2]
-        roi_b = np.ones((h, w), bool) if roi is None else np.asarray(roi, bool)
-        x, y, _ = clicks[0]
-        if not roi_b[int(y), int(x)]:
-            return np.zeros((h, w), bool)
-        scale = min(1.0, self.max_side / max(h, w)) if self.max_side else 1.0
-        small = image if scale == 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)),
-                                                      interpolation=cv2.INTER_AREA)
-        bgr = cv2.cvtColor(np.ascontiguousarray(small[..., :3]), cv2.COLOR_RGB2BGR)
+        if not roi_b[int(clicks[0][1]), int(clicks[0][0])]:
+            return np.zeros((h, w), bool)  # the first click is outside the ROI: nothing to find
+        scale = self._scale(h, w)
+        bgr, roi_s = self._working_copy(image, roi_b, scale)
         sh, sw = bgr.shape[:2]
-        roi_s = roi_b if scale == 1.0 else cv2.resize(roi_b.astype(np.uint8), (sw, sh),
-                                                      interpolation=cv2.INTER_NEAREST).astype(bool)
         gc = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
         pts = [(int(round(min(max(cx * scale, 0), sw - 1))), int(round(min(max(cy * scale, 0), sh - 1))), bool(p))
                for cx, cy, p in clicks]
