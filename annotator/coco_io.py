@@ -279,16 +279,25 @@ def import_coco_panoptic(json_path: PathLike, image_dir: Optional[PathLike] = No
         anns[a["image_id"]] = a
 
     staged = []  # (entry, labels) checked before anything is written
+    seen_ids: set = set()
     for k, im in enumerate(data["images"]):
         try:
             iid, fname, w, h = im["id"], str(im["file_name"]), int(im["width"]), int(im["height"])
         except (KeyError, TypeError, ValueError) as e:
             raise ProjectError(f"{json_path}: images[{k}] needs id, file_name, width, height ({e!r})") from e
+        if iid in seen_ids:
+            raise ProjectError(f"{json_path}: image id {iid!r} is used twice (images[{k}])")
+        seen_ids.add(iid)
+        if w <= 0 or h <= 0:
+            raise ProjectError(f"{json_path}: images[{k}] has a non-positive size {w}x{h}")
+        _check_inside(json_path, f"images[{k}].file_name", fname)
         entry = ImageEntry(os.fspath(image_dir / fname), w, h)
         ann = anns.get(iid)
         labels = png = None
         if ann is not None and ann["segments_info"]:
-            png = png_dir / str(ann.get("file_name", Path(fname).stem + ".png"))
+            png_name = str(ann.get("file_name", Path(fname).stem + ".png"))
+            _check_inside(json_path, f"the annotation file_name of image {iid}", png_name)
+            png = png_dir / png_name
             labels = read_id_png(png)
             if labels.shape != (h, w):
                 raise ProjectError(f"{png}: PNG is {labels.shape[1]}x{labels.shape[0]}, images[{k}] says {w}x{h}")
@@ -302,9 +311,14 @@ def import_coco_panoptic(json_path: PathLike, image_dir: Optional[PathLike] = No
                 if sid in entry.segments or sid <= 0:
                     raise ProjectError(f"{json_path}: image {iid} has a duplicate or invalid segment id {sid}")
                 entry.segments[sid] = Segment(sid, cid, bool(s.get("iscrowd", 0)))
-            unknown = set(np.unique(labels).tolist()) - set(entry.segments) - {0}
+            present = set(np.unique(labels).tolist())
+            unknown = present - set(entry.segments) - {0}
             if unknown:
                 raise ProjectError(f"{png}: ids {sorted(unknown)[:10]} are not in segments_info of image {iid}")
+            absent = set(entry.segments) - present
+            if absent:
+                # A listed segment with no pixel means the JSON and the PNG do not belong together.
+                raise ProjectError(f"{json_path}: segments {sorted(absent)[:10]} of image {iid} have no pixel in {png}")
         staged.append((entry, png))
 
     project_dir.mkdir(parents=True, exist_ok=True)
@@ -326,6 +340,15 @@ def import_coco_panoptic(json_path: PathLike, image_dir: Optional[PathLike] = No
             proj.warnings.append(f"image file {e.path} is missing")
     proj.save()
     return proj
+
+
+def _check_inside(json_path: Path, what: str, name: str) -> None:
+    """File names in a COCO file are relative to their folder: an absolute path or '..' would make an import read
+    (or, later, export over) files elsewhere on the disk."""
+    parts = Path(name.replace("\\", "/")).parts
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or not name.strip():
+        raise ProjectError(f"{json_path}: {what} {name!r} must be a relative path inside its folder "
+                           "(no absolute path, no '..')")
 
 
 # ----------------------------------------------------------------------------------------------- validation

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -55,6 +56,13 @@ def _load_json(path: Path) -> dict:
     return data
 
 
+def _check_relative(json_path: Path, what: str, name) -> None:
+    """COCO file names are relative to their folder; an absolute one or '..' would read files elsewhere."""
+    text = str(name)
+    if not text.strip() or os.path.isabs(text) or ".." in Path(text.replace("\\", "/")).parts:
+        raise DataError(f"{json_path}: {what} {text!r} must be a relative path inside its folder")
+
+
 class CocoPanopticReader:
     """COCO panoptic data set: one Sample per entry of the JSON's "annotations".
 
@@ -87,6 +95,9 @@ class CocoPanopticReader:
         for k, im in enumerate(data["images"]):
             if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
                 raise DataError(f"{self.json_path}: images[{k}] lacks 'id' or 'file_name'")
+            if im["id"] in self.images:
+                raise DataError(f"{self.json_path}: image id {im['id']!r} is used twice (images[{k}])")
+            _check_relative(self.json_path, f"images[{k}].file_name", im["file_name"])
             self.images[im["id"]] = im
         self.categories: dict[int, dict] = {}
         for k, c in enumerate(data.get("categories", [])):
@@ -104,6 +115,7 @@ class CocoPanopticReader:
                 raise DataError(f"{where} lacks key(s) {', '.join(missing)}")
             if ann["image_id"] not in self.images:
                 raise DataError(f"{where}: image_id {ann['image_id']!r} is not in 'images'")
+            _check_relative(self.json_path, f"annotations[{k}].file_name", ann["file_name"])
             seen: set[int] = set()
             for j, s in enumerate(ann["segments_info"]):
                 if not isinstance(s, dict) or "id" not in s or "category_id" not in s:
@@ -155,10 +167,12 @@ class CocoPanopticReader:
         index = {int(u): k for k, u in enumerate(uniq)}
         segments: list[np.ndarray] = []
         category_ids: list[int] = []
-        for s in ann["segments_info"]:  # JSON order; segments absent from the PNG are skipped
-            k = index.get(int(s["id"]))
-            if k is None:
-                continue
+        absent = [int(s["id"]) for s in ann["segments_info"] if int(s["id"]) not in index]
+        if absent:
+            # listed but not drawn: the JSON and the PNG do not belong together
+            raise DataError(f"{png_path}: segments {absent[:10]} of {self.json_path.name} have no pixel in the PNG")
+        for s in ann["segments_info"]:  # JSON order
+            k = index[int(s["id"])]
             mask = inverse == k
             if s.get("iscrowd", 0):
                 ignore |= mask  # a crowd region is not one segment: no loss or metric on it

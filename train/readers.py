@@ -11,7 +11,7 @@ import numpy as np
 
 from .sample import DataError, Sample
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: first frame
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:

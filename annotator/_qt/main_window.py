@@ -351,7 +351,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         return True
 
     def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif)")
         if path:
             self.open_path(path)
 
@@ -808,6 +808,10 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
             return Project.open(p)
         if (target / PROJECT_FILE).exists():
             return Project.open(target)
+        from annotator.document import list_images
+
+        if not list_images(p):  # nothing to label: say so rather than leave an empty project behind
+            raise ProjectError(f"{p}: a folder with no image files (jpg, png, tif, webp, bmp, gif) and no project")
         return Project.new(p, target)
     if p.suffix.lower() == ".json":
         return Project.open(p.parent) if p.name == PROJECT_FILE else _open_coco_json(p, project_dir)
