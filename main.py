@@ -7,9 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+# OpenCV's own decode limit, as a backstop behind train.readers.MAX_PIXELS (which refuses large images from their
+# header) for files whose header that check cannot parse. OpenCV reads it once, when cv2 is imported: set it here,
+# before anything imports cv2. Keep equal to train.readers.MAX_PIXELS (tests/test_image_limits.py checks).
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "50000000")
 
 
 def _load_segmenter(weights: str | None, random_init: bool = False):
@@ -79,8 +85,22 @@ def cmd_auto(argv: list[str]) -> int:
     p.add_argument("--random-init", action="store_true", help="an untrained net (tests and demos only)")
     a = p.parse_args(argv)
     from annotator.batch import run_auto
+    from annotator.document import ProjectError, lock_project_dir
 
-    json_path = run_auto(a.images_dir, a.out, segmenter=_load_segmenter(a.weights, a.random_init), progress=True)
+    try:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        lock = lock_project_dir(a.out)  # before loading the net: an output folder in use fails at once
+    except (ProjectError, OSError) as exc:  # e.g. ProjectLockedError: names the holder's host and PID
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        json_path = run_auto(a.images_dir, a.out, segmenter=_load_segmenter(a.weights, a.random_init),
+                             progress=True)
+    except (ProjectError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
     print(f"COCO panoptic export written: {json_path}")
     return 0
 

@@ -6,8 +6,11 @@ Used by ``python main.py auto IMAGES_DIR --out OUT_DIR``. For each image file di
 name) it calls ``segmenter.segment_image(image)`` (``segmenter=None`` loads ``model.Segmenter.from_pretrained()``)
 and keeps the result in ``out_dir/work/<image file name>.png`` (COCO panoptic id encoding, written atomically) as
 soon as the image is done; a re-run skips the images that already have a result there, so an interrupted run
-resumes where it stopped (delete ``out_dir/work`` to start over). Unreadable images are skipped with a message
+resumes where it stopped (delete ``out_dir/work`` to start over). Unreadable images, and images above
+``train.readers.MAX_PIXELS`` (refused from their header, so memory stays bounded), are skipped with a message
 (logged and printed to stderr) and listed in the JSON's extra key ``"skipped"`` ([{"file_name", "reason"}]).
+While it writes, the run holds ``out_dir``'s project lock (annotator.project_lock): a second writer into the same
+folder gets ProjectLockedError naming this one (``main.py auto`` then exits with code 2).
 
 Output: ``out_dir/panoptic.json`` + ``out_dir/panoptic/*.png`` (see annotator.coco_io), with one category
 ``segment`` (id 1). It is a thing category (isthing 1): the segments are class-agnostic regions, several per
@@ -27,7 +30,7 @@ import numpy as np
 
 from annotator.coco_io import PanopticImage, write_coco_panoptic
 from annotator.document import (Category, ProjectError, atomic_write_bytes, encode_id_png, list_images,
-                                read_id_png, read_image_rgb)
+                                lock_project_dir, read_id_png, read_image_checked)
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -58,14 +61,25 @@ def run_auto(images_dir: PathLike, out_dir: PathLike, segmenter=None, progress: 
              category_name: str = "segment") -> str:
     """Auto-segment every image in ``images_dir`` into a COCO panoptic export in ``out_dir`` (see module doc).
 
-    Resumable; unreadable images are skipped with a message. Returns the path of ``out_dir/panoptic.json``.
+    Resumable; unreadable images (and images above train.readers.MAX_PIXELS) are skipped with a message.
+    Returns the path of ``out_dir/panoptic.json``. Holds ``out_dir``'s project lock while it writes there: raises
+    ProjectLockedError naming the holder if another process (an annotator, another batch run) holds it.
     """
-    from tqdm import tqdm
-
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: not a folder of images")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_project_dir(out_dir)  # one writer: two runs into one folder would mix their results
+    try:
+        return _run_auto_locked(images_dir, out_dir, segmenter, progress, category_name)
+    finally:
+        lock.release()
+
+
+def _run_auto_locked(images_dir: Path, out_dir: Path, segmenter, progress: bool, category_name: str) -> str:
+    from tqdm import tqdm
+
     work = out_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     paths = list_images(images_dir)
@@ -85,9 +99,11 @@ def run_auto(images_dir: PathLike, out_dir: PathLike, segmenter=None, progress: 
                 continue
             except ProjectError:  # left half-written by something else: redo it
                 _say(f"redoing {name}: its saved result {result} is unreadable", bar)
-        image = read_image_rgb(p)
-        if image is None:
-            reason = "missing or not a readable image"
+        try:
+            image = read_image_checked(p)  # refuses, before decoding, an image too large to hold in memory
+        except ProjectError as e:
+            reason = str(e)
+            reason = reason[len(p) + 2:] if reason.startswith(f"{p}: ") else reason
             _say(f"skipped {p}: {reason}", bar)
             skipped.append({"file_name": name, "reason": reason})
             continue

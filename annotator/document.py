@@ -19,6 +19,7 @@ lazily from disk and dropped again (least recently used first) once saved.
 from __future__ import annotations
 
 import colorsys
+import functools
 import json
 import logging
 import os
@@ -348,8 +349,24 @@ class _Step:
 
 
 # ----------------------------------------------------------------------------------------------- project
+def _writes(method: Callable) -> Callable:
+    """Marks a Project method that changes the project: on a read-only project it raises ReadOnlyProjectError
+    before touching anything."""
+    @functools.wraps(method)
+    def wrapper(self: "Project", *args, **kw):
+        self._check_writable(method.__name__)
+        return method(self, *args, **kw)
+
+    return wrapper
+
+
 class Project:
     """A labelling project: images, categories, per-image segments and label maps, undo/redo, autosave.
+
+    One writer per project: a writable Project holds the folder's lock (annotator.project_lock) from
+    construction until ``close()`` (or process exit), so a second process gets ProjectLockedError naming the
+    holder. ``read_only=True`` takes no lock (readers such as ``python -m train finetune``, or a second viewer):
+    every edit method then raises ReadOnlyProjectError and ``save()`` does nothing.
 
     Listeners (``add_listener``) are called as ``callback(event, image_index)`` after every change, where event is
     the edit's name ("add_segment", "delete_segment", "merge_segments", "paint", "set_segment_category",
@@ -360,8 +377,12 @@ class Project:
     max_loaded_maps = 4  # label maps kept in memory besides the one being edited
 
     def __init__(self, project_dir: PathLike, images: Sequence[ImageEntry], categories: Sequence[Category],
-                 label_generation: int = 0):
+                 label_generation: int = 0, read_only: bool = False,
+                 _lock: Optional[project_lock.ProjectLock] = None):
         self.project_dir = Path(project_dir).resolve()
+        # Lock before anything else: raises ProjectLockedError (nothing to undo) if another process writes here.
+        self._lock = None if read_only else (_lock or lock_project_dir(self.project_dir))
+        self._read_only_reason: Optional[str] = "opened read-only" if read_only else None
         self.images: list[ImageEntry] = list(images)
         self.categories: list[Category] = list(categories)
         self.skipped: list[str] = []   # images that could not be read when the project was made
@@ -380,6 +401,33 @@ class Project:
     def json_path(self) -> Path:
         return self.project_dir / PROJECT_FILE
 
+    @property
+    def read_only(self) -> bool:
+        """True when this object may not change the project (opened read-only, or closed)."""
+        return self._read_only_reason is not None
+
+    @property
+    def read_only_reason(self) -> Optional[str]:
+        """Why the project is read-only (e.g. who holds its lock), None if writable."""
+        return self._read_only_reason
+
+    def _check_writable(self, action: str) -> None:
+        if self._read_only_reason is not None:
+            raise ReadOnlyProjectError(f"{self.project_dir}: {action} refused: the project is read-only "
+                                       f"({self._read_only_reason})")
+
+    def close(self) -> None:
+        """Save anything unsaved and give up the write lock; the object is read-only afterwards. Idempotent."""
+        if self._lock is None:
+            return
+        try:
+            if self._meta_dirty or any(e._dirty for e in self.images):
+                self.save()
+        finally:
+            self._lock.release()
+            self._lock = None
+            self._read_only_reason = "closed"
+
     def _attach(self, entry: ImageEntry) -> None:
         entry._project_dir = self.project_dir
         entry._on_load = self._note_loaded
@@ -391,11 +439,25 @@ class Project:
 
         Unreadable images are skipped and described in ``project.skipped``. Without ``categories`` the project
         starts with one thing category "object" (id 1). Raises ProjectError if ``project_dir`` already holds
-        a project (open it instead), so an existing project is never overwritten.
+        a project (open it instead), so an existing project is never overwritten, and ProjectLockedError if
+        another process holds its lock. Images above train.readers.MAX_PIXELS are skipped like unreadable ones.
         """
         project_dir = Path(project_dir)
         if (project_dir / PROJECT_FILE).exists():
             raise ProjectError(f"{project_dir / PROJECT_FILE}: a project already exists there; open it instead")
+        project_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_project_dir(project_dir)
+        try:
+            if (project_dir / PROJECT_FILE).exists():  # made by another process while we were not holding the lock
+                raise ProjectError(f"{project_dir / PROJECT_FILE}: a project already exists there; open it instead")
+            return cls._new_locked(folder_or_image_paths, project_dir, categories, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _new_locked(cls, folder_or_image_paths: Union[PathLike, Iterable[PathLike]], project_dir: Path,
+                    categories: Optional[Sequence[Category]], lock: project_lock.ProjectLock) -> "Project":
         if isinstance(folder_or_image_paths, (str, os.PathLike)):
             src = Path(folder_or_image_paths)
             if src.is_dir():
@@ -406,26 +468,32 @@ class Project:
             paths = [os.fspath(p) for p in folder_or_image_paths]
         entries, skipped = [], []
         for p in paths:
-            img = read_image_rgb(p)
-            if img is None:
-                msg = f"skipped {p}: missing or not a readable image"
+            try:
+                img = read_image_checked(p)
+            except ProjectError as e:  # the message names the file and why (corrupt, too large, ...)
+                msg = f"skipped {e}"
                 log.warning(msg)
                 skipped.append(msg)
                 continue
             entries.append(ImageEntry(os.path.abspath(p), img.shape[1], img.shape[0]))
+            del img  # one decoded image at a time
         if categories is None:
             categories = [Category(1, "object", default_color(0), True)]
-        project_dir.mkdir(parents=True, exist_ok=True)
-        proj = cls(project_dir, entries, [replace(c) for c in categories])
+        proj = cls(project_dir, entries, [replace(c) for c in categories], _lock=lock)
         proj.skipped = skipped
         proj.save()
         return proj
 
     @classmethod
-    def open(cls, project_dir: PathLike) -> "Project":
-        """Open a saved project. Raises ProjectError naming the file and the problem; never modifies files.
+    def open(cls, project_dir: PathLike, read_only: bool = False, fallback_read_only: bool = False) -> "Project":
+        """Open a saved project. Raises ProjectError naming the file and the problem; never modifies the project
+        (only the lock files ``project.lock`` / ``project.lock.json`` are written, see annotator.project_lock).
 
-        ``project_dir`` may also be the path of the project.json itself.
+        ``project_dir`` may also be the path of the project.json itself. For editing, the project's lock is taken
+        first (so what is read is what the last writer saved): if another process holds it, ProjectLockedError
+        names the holder, or, with ``fallback_read_only``, the project opens read-only with the reason in
+        ``warnings`` and ``read_only_reason``. ``read_only=True`` takes no lock: for readers (e.g. fine-tuning)
+        that must work while someone edits.
         """
         project_dir = Path(project_dir)
         if project_dir.name == PROJECT_FILE and project_dir.is_file():
@@ -433,6 +501,27 @@ class Project:
         path = project_dir / PROJECT_FILE
         if not path.is_file():
             raise ProjectError(f"{path}: no project file there")
+        if read_only:
+            return cls._open_locked(project_dir, None)
+        try:
+            lock = lock_project_dir(project_dir)
+        except ProjectError as e:  # held by another process, or the folder is not writable
+            if not fallback_read_only:
+                raise
+            proj = cls._open_locked(project_dir, None)
+            proj._read_only_reason = str(e)
+            proj.warnings.insert(0, f"{e}. Opened READ-ONLY: you can view and export, not edit.")
+            return proj
+        try:
+            return cls._open_locked(project_dir, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, project_dir: Path, lock: Optional[project_lock.ProjectLock]) -> "Project":
+        """Read and check the project (``lock`` None: read-only)."""
+        path = project_dir / PROJECT_FILE
         try:
             raw = path.read_bytes()
         except OSError as e:
@@ -442,7 +531,7 @@ class Project:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ProjectError(f"{path}: not valid JSON ({e})") from e
         images, categories, gen = _parse_project(data, path)
-        proj = cls(project_dir, images, categories, gen)
+        proj = cls(project_dir, images, categories, gen, read_only=lock is None, _lock=lock)
         for e in proj.images:
             if e.label_file is not None and not (proj.project_dir / e.label_file).is_file():
                 raise ProjectError(f"{path}: label map {e.label_file} of image {e.path} is missing")
@@ -477,8 +566,11 @@ class Project:
         """Save changed label maps and project.json atomically (called automatically after every edit).
 
         Raises OSError if the disk write fails; the previous saved state then stays intact on disk and the
-        in-memory changes stay marked unsaved so the next save retries them.
+        in-memory changes stay marked unsaved so the next save retries them. Does nothing on a read-only
+        project (its edits are refused, so there is nothing of its own to save, and another process may write).
         """
+        if self.read_only:
+            return
         labels_dir = self.project_dir / LABELS_DIR
         superseded = []
         new_files = []
@@ -528,6 +620,7 @@ class Project:
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self._entry(image_index).path).stem)[:80]
         return self.project_dir / PROPOSALS_DIR / f"{image_index:05d}_{stem}.png"
 
+    @_writes
     def set_proposals(self, image_index: int, masks: Sequence[np.ndarray]) -> None:
         """Keep an image's queued auto-segment proposals (disjoint masks, in review order) on disk, atomically,
         so a quit or a crash in the middle of a review loses none. They are not segments: exports and the
@@ -681,6 +774,7 @@ class Project:
 
     def _commit(self, step: _Step) -> None:
         """Apply a new step, push it on the undo stack, save, notify."""
+        self._check_writable(step.name)  # the @_writes check, kept for edits added without it
         self._apply_step(step, forward=True)
         self._undo.append(step)
         self._redo.clear()
@@ -699,6 +793,7 @@ class Project:
         return _Step(name, image_index, box, before, after, seg_before, seg_after)
 
     # ---------------------------------------------------------------- image edits
+    @_writes
     def add_segment(self, image_index: int, mask: np.ndarray, category_id: int, overwrite: bool = False) -> int:
         """Accept ``mask`` as a new segment; only its unlabelled pixels are taken, or, with ``overwrite``, all
         of them (other segments lose those pixels; one left with none is removed; one undo step in all).
@@ -731,6 +826,7 @@ class Project:
         self._commit(self._image_step("add_segment", image_index, fn, box, seg_after))
         return sid
 
+    @_writes
     def delete_segment(self, image_index: int, segment_id: int) -> None:
         """Remove a segment; its pixels become unlabelled."""
         entry = self._entry(image_index)
@@ -743,6 +839,7 @@ class Project:
 
         self._commit(self._image_step("delete_segment", image_index, fn, box, {segment_id: None}))
 
+    @_writes
     def merge_segments(self, image_index: int, keep_id: int, other_id: int) -> None:
         """Merge ``other_id`` into ``keep_id`` (keep_id's category stays)."""
         entry = self._entry(image_index)
@@ -758,6 +855,7 @@ class Project:
 
         self._commit(self._image_step("merge_segments", image_index, fn, box, {other_id: None}))
 
+    @_writes
     def paint(self, image_index: int, segment_id: int, mask: np.ndarray, erase: bool = False,
               overwrite: bool = False) -> None:
         """Brush edit of one segment.
@@ -798,6 +896,7 @@ class Project:
                 seg_after[sid] = None
         self._commit(self._image_step("paint", image_index, fn, box, seg_after))
 
+    @_writes
     def set_segment_category(self, image_index: int, segment_id: int, category_id: int) -> None:
         """Change a segment's category."""
         entry = self._entry(image_index)
@@ -808,6 +907,7 @@ class Project:
         self._commit(self._image_step("set_segment_category", image_index, None, None,
                                       {segment_id: replace(seg, category_id=category_id)}))
 
+    @_writes
     def set_segment_crowd(self, image_index: int, segment_id: int, iscrowd: bool) -> None:
         """Mark a segment as a crowd region (COCO iscrowd)."""
         entry = self._entry(image_index)
@@ -822,6 +922,7 @@ class Project:
         old = next((replace(c) for c in self.categories if c.id == new.id), None)
         self._commit(_Step(name, -1, cat_before={new.id: old}, cat_after={new.id: new}))
 
+    @_writes
     def add_category(self, name: str, color: Optional[Sequence[int]] = None, isthing: bool = True) -> int:
         """Add a category; returns its id (max id + 1). ``color`` RGB, default a distinct generated colour."""
         cid = max((c.id for c in self.categories), default=0) + 1
@@ -830,12 +931,15 @@ class Project:
         self._category_step("add_category", Category(cid, str(name), _color(color), bool(isthing)))
         return cid
 
+    @_writes
     def rename_category(self, category_id: int, name: str) -> None:
         self._category_step("rename_category", replace(self.category(category_id), name=str(name)))
 
+    @_writes
     def recolor_category(self, category_id: int, color: Sequence[int]) -> None:
         self._category_step("recolor_category", replace(self.category(category_id), color=_color(color)))
 
+    @_writes
     def set_category_isthing(self, category_id: int, isthing: bool) -> None:
         self._category_step("set_category_isthing", replace(self.category(category_id), isthing=bool(isthing)))
 
@@ -848,6 +952,21 @@ class Project:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
+    def _describe(self, step: "_Step") -> str:
+        what = step.name.replace("_", " ")
+        if 0 <= step.image_index < len(self.images):
+            what += f" on {self.images[step.image_index].name}"
+        return what
+
+    def undo_description(self) -> Optional[str]:
+        """What undo would undo, in words ("add segment on a.png"); None if nothing."""
+        return self._describe(self._undo[-1]) if self._undo else None
+
+    def redo_description(self) -> Optional[str]:
+        """What redo would redo, in words; None if nothing."""
+        return self._describe(self._redo[-1]) if self._redo else None
+
+    @_writes
     def undo(self) -> bool:
         """Undo the last edit (saved, listeners told "undo"); False if there is nothing to undo."""
         if not self._undo:
@@ -859,6 +978,7 @@ class Project:
         self._notify("undo", step.image_index)
         return True
 
+    @_writes
     def redo(self) -> bool:
         """Redo the last undone edit; False if there is nothing to redo."""
         if not self._redo:

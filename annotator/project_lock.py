@@ -7,7 +7,8 @@ file itself stays (filelock never deletes it: unlinking a locked file would let 
 say who has the project open; each new holder rewrites it, and a clean release removes it.
 
 Within one process the lock is shared: a second ``acquire`` of the same folder adds a reference instead of
-blocking on the process's own lock (tests and the GUI re-open projects they already hold).
+blocking on the process's own lock (tests and the GUI re-open projects they already hold). Held locks are known
+by the lock file's inode, not its path, so a project folder moved while open is still recognised as ours.
 """
 from __future__ import annotations
 
@@ -83,14 +84,14 @@ class _Held:
         self.refs = 0
 
 
-_registry: dict[str, _Held] = {}
+_registry: dict[tuple[int, int], _Held] = {}  # (st_dev, st_ino) of the lock file -> held lock
 _registry_mutex = threading.Lock()
 
 
 class ProjectLock:
     """A held project lock; ``release()`` (idempotent) drops this reference, the last one unlocks the folder."""
 
-    def __init__(self, folder: Path, key: str):
+    def __init__(self, folder: Path, key: tuple[int, int]):
         self.folder = folder
         self._key = key
         self._released = False
@@ -126,12 +127,18 @@ def acquire(folder: PathLike) -> ProjectLock:
     (e.g. a read-only folder).
     """
     folder = Path(folder).resolve()
-    key = os.fspath(folder / LOCK_FILE)
+    lock_path = folder / LOCK_FILE
     with _registry_mutex:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # (filelock would create it too; we need its inode)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)  # a close drops no flock: those belong to filelock's own descriptor
+        key = (st.st_dev, st.st_ino)
         held = _registry.get(key)
         if held is None or held.pid != os.getpid():  # a registry inherited through fork() holds nothing here
             # thread_local=False: the GUI may release from another thread than the one that acquired
-            lock = FileLock(key, thread_local=False)
+            lock = FileLock(os.fspath(lock_path), thread_local=False)
             try:
                 lock.acquire(blocking=False)
             except Timeout:
@@ -163,9 +170,12 @@ def _unlock(folder: Path, held: _Held) -> None:
 
 def is_held_here(folder: PathLike) -> bool:
     """Whether this process holds the lock of ``folder``."""
-    key = os.fspath(Path(folder).resolve() / LOCK_FILE)
+    try:
+        st = os.stat(Path(folder) / LOCK_FILE)
+    except OSError:
+        return False
     with _registry_mutex:
-        held = _registry.get(key)
+        held = _registry.get((st.st_dev, st.st_ino))
         return held is not None and held.pid == os.getpid()
 
 
@@ -175,6 +185,6 @@ def _release_all() -> None:
     with _registry_mutex:
         items = list(_registry.items())
         _registry.clear()
-    for key, held in items:
+    for _, held in items:
         if held.pid == os.getpid():
-            _unlock(Path(key).parent, held)
+            _unlock(Path(held.lock.lock_file).parent, held)

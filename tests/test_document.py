@@ -372,6 +372,7 @@ for k in range(10000):
     assert p.add_segment(0, m, 1) > 0
     print(k, flush=True)
 """
+    proj.close()  # one writer per project: the child takes the lock
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     acknowledged = -1
     deadline = time.time() + 20

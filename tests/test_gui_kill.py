@@ -58,7 +58,7 @@ def test_segment_survives_sigkill_right_after_accept(tmp_path):
     rgb = np.random.RandomState(0).randint(0, 255, (96, 128, 3), np.uint8)
     cv2.imwrite(str(img_dir / "a.png"), rgb)
     project = Project.new(img_dir, tmp_path / "proj")
-    del project
+    project.close()  # one writer per project: the app in the child takes the lock
 
     script = SCRIPT.format(tests=str(TESTS), project=str(tmp_path / "proj"))
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")

@@ -218,8 +218,10 @@ def _has_usable_segment(ann: dict) -> bool:
 
 
 def _open_project(source: Path):
+    """The project, read-only: fine-tuning only reads it, so it takes no lock and works while the annotator (the
+    lock holder) keeps editing it."""
     from annotator.document import Project
-    return Project.open(source)
+    return Project.open(source, read_only=True)
 
 
 def _is_project(source: Path) -> bool:

@@ -4,7 +4,9 @@ Each reader is a sequence of `Sample`s; images are read lazily, so a reader over
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from typing import BinaryIO, Optional
 
 import cv2
 import numpy as np
@@ -14,20 +16,150 @@ from .sample import DataError, Sample
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # GIF: first frame
 
 
+# The largest image (width x height) any part of the project decodes. A decoded image costs 3 bytes a pixel and
+# the annotator keeps a few int32 maps of the same size (labels, undo patches, masks), so 50 MP is ~1-2 GB at most;
+# a 12-24 MP camera photo is far below it. Larger files (gigapixel scans, decompression bombs: a 30000x30000 PNG
+# of zeros is ~1 MB on disk and 2.7 GB decoded) are refused from their header, before anything is decoded.
+MAX_PIXELS = 50_000_000
+
+
+def _png_size(f: BinaryIO, head: bytes) -> Optional[tuple[int, int]]:
+    if len(head) >= 24 and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    return None
+
+
+def _gif_size(f: BinaryIO, head: bytes) -> Optional[tuple[int, int]]:
+    return struct.unpack("<HH", head[6:10]) if len(head) >= 10 else None
+
+
+def _bmp_size(f: BinaryIO, head: bytes) -> Optional[tuple[int, int]]:
+    if len(head) < 26:
+        return None
+    if struct.unpack("<I", head[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack("<HH", head[18:22])
+    w, h = struct.unpack("<ii", head[18:26])
+    return abs(w), abs(h)  # negative height = top-down rows
+
+
+def _webp_size(f: BinaryIO, head: bytes) -> Optional[tuple[int, int]]:
+    kind = head[12:16]
+    if kind == b"VP8X" and len(head) >= 30:
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if kind == b"VP8L" and len(head) >= 25:
+        bits = int.from_bytes(head[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if kind == b"VP8 " and len(head) >= 30:
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    return None
+
+
+def _jpeg_size(f: BinaryIO, head: bytes) -> Optional[tuple[int, int]]:
+    """Walk the marker segments (seeking over their bodies, e.g. big EXIF blocks) up to the frame header."""
+    f.seek(2)
+    for _ in range(1000):  # a real file reaches its SOF in a few dozen segments
+        if f.read(1) != b"\xff":  # every marker starts with 0xFF
+            return None
+        b = f.read(1)
+        while b == b"\xff":  # fill bytes before a marker
+            b = f.read(1)
+        if not b:
+            return None
+        marker = b[0]
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a body
+            continue
+        seg = f.read(2)
+        if len(seg) < 2:
+            return None
+        length = struct.unpack(">H", seg)[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn (not DHT / JPG / DAC)
+            sof = f.read(5)
+            if len(sof) < 5:
+                return None
+            h, w = struct.unpack(">HH", sof[1:5])
+            return w, h
+        if marker in (0xD9, 0xDA) or length < 2:  # end of image / start of scan before any frame header
+            return None
+        f.seek(length - 2, 1)
+    return None
+
+
+def _tiff_size(f: BinaryIO, head: bytes) -> Optional[tuple[int, int]]:
+    """ImageWidth (256) / ImageLength (257) of the first IFD (classic TIFF; BigTIFF is left to OpenCV's limit)."""
+    end = "<" if head[:2] == b"II" else ">"
+    if struct.unpack(end + "H", head[2:4])[0] != 42:
+        return None
+    f.seek(struct.unpack(end + "I", head[4:8])[0])
+    raw = f.read(2)
+    if len(raw) < 2:
+        return None
+    n = min(struct.unpack(end + "H", raw)[0], 4096)
+    entries = f.read(12 * n)
+    size: dict[int, int] = {}
+    for k in range(len(entries) // 12):
+        tag, typ = struct.unpack(end + "HH", entries[12 * k: 12 * k + 4])
+        if tag in (256, 257):
+            fmt = end + ("H" if typ == 3 else "I")  # SHORT or LONG
+            size[tag] = struct.unpack(fmt, entries[12 * k + 8: 12 * k + 8 + struct.calcsize(fmt)])[0]
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def image_size(path: str | Path) -> Optional[tuple[int, int]]:
+    """(width, height) from the file's header alone (PNG, JPEG, GIF, BMP, WebP, TIFF), without decoding it;
+    None if the format is not recognised or the header is damaged (the decoder then has the last word)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            if head.startswith(b"\x89PNG\r\n\x1a\n"):
+                parse = _png_size
+            elif head.startswith(b"\xff\xd8"):
+                parse = _jpeg_size
+            elif head[:6] in (b"GIF87a", b"GIF89a"):
+                parse = _gif_size
+            elif head.startswith(b"BM"):
+                parse = _bmp_size
+            elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                parse = _webp_size
+            elif head[:4] in (b"II*\x00", b"MM\x00*"):
+                parse = _tiff_size
+            else:
+                return None
+            return parse(f, head)
+    except (OSError, struct.error):
+        return None
+
+
+def check_image_size(path: str | Path, width: int, height: int) -> None:
+    """DataError naming the file if width x height is above MAX_PIXELS."""
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} MP) is above the "
+                        f"{MAX_PIXELS / 1e6:.0f} MP limit (too large to load safely; downscale or tile it)")
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """HxWx3 uint8 RGB (grey / alpha are converted), or DataError naming the file.
 
-    The one image decoder of the project (the annotator wraps it too).
+    The one image decoder of the project (the annotator wraps it too). Images above MAX_PIXELS are refused
+    from their header before any decoding, so no input file can make the process allocate more than that.
     """
     if not Path(path).is_file():
         raise DataError(f"{path}: image file not found")
+    size = image_size(path)
+    if size is not None:
+        check_image_size(path, *size)
     try:
         data = np.fromfile(str(path), np.uint8)  # fromfile + imdecode, not imread: non-ASCII paths work
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e})") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # imdecode asserts on an empty buffer
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # imdecode asserts on an empty buffer
+    except cv2.error:  # e.g. above OpenCV's own pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS) in a header we skip
+        img = None
+    del data
     if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
+    check_image_size(path, img.shape[1], img.shape[0])  # a header we could not parse: refuse after all
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

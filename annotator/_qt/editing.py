@@ -6,6 +6,9 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+
+from annotator.document import ReadOnlyProjectError
+
 from .canvas import compose_proposal, compose_proposals
 
 BULK_FILL = (255, 120, 255)  # auto-segment proposals under review
@@ -118,6 +121,10 @@ class EditingMixin:
         """
         try:
             return fn(*args, **kw)
+        except ReadOnlyProjectError as exc:  # another process holds the project: viewing and export only
+            self.messages.append(str(exc))
+            self.status(f"Read-only project: the edit was refused ({self.project.read_only_reason}).")
+            return None
         except OSError as exc:
             self.notify(f"Could not save the project: {exc}\nYour edit is kept in memory; fix the problem and "
                         "press Ctrl+S.", error=True)
@@ -131,6 +138,9 @@ class EditingMixin:
             return 0
         if self.proposal is None or self.entry is None:
             self.status("No proposal to accept.")
+            return 0
+        if self.project.read_only:  # keep the proposal: the person may want to see it, not lose it silently
+            self.status(f"Read-only project: the edit was refused ({self.project.read_only_reason}).")
             return 0
         cid = self._ensure_category()
         mask = self.proposal
@@ -224,6 +234,8 @@ class EditingMixin:
         """Write image `index`'s unreviewed proposals (the one shown and the queue) into the project, so a quit
         or crash mid-review loses none; a failed write is reported, the queue stays in memory."""
         if self.project is None or not 0 <= index < len(self.project.images):
+            return
+        if self.project.read_only:  # a viewer writes nothing; its proposals live in memory only
             return
         shown = [self.proposal] if (index == self.index and self.proposal is not None and self.proposal_from_bulk
                                     and not self.clicks) else []

@@ -27,7 +27,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from annotator.document import PROJECT_FILE, Project, ProjectError, read_image_rgb
+from annotator.document import PROJECT_FILE, Project, ProjectError, read_image_checked
 
 from .auto_segment import AutoSegmentMixin
 from .canvas import Canvas, compose_overlay, segment_color
@@ -314,6 +314,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
     def set_project(self, project: Project) -> None:
         if self.project is not None:
             self.project.remove_listener(self._on_doc_event)
+            if self.project is not project:
+                self._close_project(self.project)  # its lock goes: another window or process may edit it now
         self.project = project
         self.bulk.clear()
         # Proposals left unreviewed by an earlier session (quit or crash mid-review) come back to review.
@@ -323,7 +325,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                 self.bulk[i] = masks
         self.selected = []
         project.add_listener(self._on_doc_event)
-        self.setWindowTitle(f"Pointer annotator – {project.project_dir}")
+        # A project another process holds opens read-only (Project.open(fallback_read_only=True)): say so.
+        self.setWindowTitle(f"Pointer annotator – {project.project_dir}"
+                            + (" (read-only)" if project.read_only else ""))
         cats = project.categories
         self.category_id = cats[0].id if cats else None
         self._refresh_categories()
@@ -366,6 +370,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             self.open_path(path)
 
     def save(self) -> None:
+        if self.project is not None and self.project.read_only:
+            self.status(f"Not saved: the project is read-only ({self.project.read_only_reason}).")
+            return
         if self.project is not None:
             try:
                 self.project.save()
@@ -569,7 +576,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         if self.project.categories:
             self.category_id = self.project.categories[0].id
         else:
-            self.category_id = self.project.add_category("object")
+            self.category_id = self._edit(self.project.add_category, "object")  # None if read-only
         self._refresh_categories()
         return self.category_id
 
@@ -772,11 +779,15 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             self.worker.cancel()
         self.worker.stop()
         if self.project is not None:
-            try:
-                self.project.save()
-            except OSError:
-                pass
+            self._close_project(self.project)
         super().closeEvent(ev)
+
+    def _close_project(self, project: Project) -> None:
+        """Save what is unsaved and release the project's write lock (a read-only project has none)."""
+        try:
+            project.close()
+        except (OSError, ProjectError) as exc:
+            self.messages.append(f"Closing {project.project_dir} failed: {exc}")
 
 
 def _bundled_weights_path() -> Optional[str]:
@@ -791,7 +802,8 @@ def _bundled_weights_path() -> Optional[str]:
 def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
     """Project for a command-line / dialog path.
 
-    * a project folder or its project.json -> opened (errors raised, file untouched);
+    * a project folder or its project.json -> opened (errors raised, file untouched); read-only, with the
+      reason in ``warnings``, when another process holds its lock;
     * a folder of images -> a new project stored in that folder (or ``project_dir``), reopened next time;
     * an image file -> a new project in ``<image stem>.annot/`` beside it (or ``project_dir``);
     * a COCO panoptic JSON (e.g. ``main.py auto`` output) -> imported into ``<json stem>.annot/`` beside it
@@ -801,25 +813,26 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
     if not p.exists():
         raise ProjectError(f"{p}: no such file or folder")
     if p.is_file() and p.name == PROJECT_FILE:
-        return Project.open(p.parent)
+        return Project.open(p.parent, fallback_read_only=True)
     if p.is_dir():
         target = Path(project_dir) if project_dir else p
         if (p / PROJECT_FILE).exists():
-            return Project.open(p)
+            return Project.open(p, fallback_read_only=True)
         if (target / PROJECT_FILE).exists():
-            return Project.open(target)
+            return Project.open(target, fallback_read_only=True)
         from annotator.document import list_images
 
         if not list_images(p):  # nothing to label: say so rather than leave an empty project behind
             raise ProjectError(f"{p}: a folder with no image files (jpg, png, tif, webp, bmp, gif) and no project")
         return Project.new(p, target)
     if p.suffix.lower() == ".json":
-        return Project.open(p.parent) if p.name == PROJECT_FILE else _open_coco_json(p, project_dir)
+        if p.name == PROJECT_FILE:
+            return Project.open(p.parent, fallback_read_only=True)
+        return _open_coco_json(p, project_dir)
     target = Path(project_dir) if project_dir else p.with_name(p.stem + ".annot")
     if (target / PROJECT_FILE).exists():
-        return Project.open(target)
-    if read_image_rgb(p) is None:  # check before creating a project folder for it
-        raise ProjectError(f"{p}: missing or not a readable image")
+        return Project.open(target, fallback_read_only=True)
+    read_image_checked(p)  # before creating a project folder for it: ProjectError says why (corrupt, too large)
     return Project.new([p], target)
 
 
@@ -832,7 +845,7 @@ def _open_coco_json(p: Path, project_dir: Optional[str] = None) -> Project:
 
     target = Path(project_dir) if project_dir else p.with_name(p.stem + ".annot")
     if (target / PROJECT_FILE).exists():
-        return Project.open(target)
+        return Project.open(target, fallback_read_only=True)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
