@@ -38,8 +38,9 @@ WORK_DIR = "work"
 
 
 def _say(msg: str, bar=None) -> None:
-    """A visible message that does not garble the progress bar."""
-    log.warning(msg)
+    """A visible message that does not garble the progress bar, shown once (logged at INFO: Python's last-resort
+    handler prints WARNINGs to stderr too, which doubled every line)."""
+    log.info(msg)
     if bar is not None:
         bar.write(msg, file=sys.stderr)
     else:

@@ -100,3 +100,4 @@ def test_auto_on_a_folder_with_a_bomb_and_a_truncated_jpeg_goes_on_with_bounded_
     assert "30000x30000" in skipped["bomb.png"]
     assert "not a readable image" in skipped["cut.jpg"]
     assert "Traceback" not in run.stderr
+    assert run.stderr.count("MP limit") == 1  # each skip said once (it was printed twice)
