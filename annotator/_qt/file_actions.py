@@ -1,4 +1,5 @@
-"""Export (COCO panoptic, COCO instances) and import of the main window's project."""
+"""Export (COCO panoptic, COCO instances, labelme JSON, YOLO segmentation) and import (COCO panoptic, labelme) of
+the main window's project."""
 from __future__ import annotations
 
 import os
@@ -11,13 +12,19 @@ class FileActionsMixin:
     """Methods of MainWindow (annotator._qt.main_window), kept apart by topic; they use its widgets and state."""
 
     # ================================================================================ export / import
+    def _dialog_dir(self, sub: str = "") -> str:
+        """Where file dialogs start: the project folder (or a new sub-folder name inside it), else the cwd."""
+        if self.project is None:
+            return os.getcwd()
+        return os.path.join(os.fspath(self.project.project_dir), sub) if sub else os.fspath(self.project.project_dir)
+
     def export_panoptic(self, out_dir: Optional[str] = None, instances: Optional[bool] = None) -> Optional[str]:
         from annotator import coco_io
 
         if self.project is None:
             return None
         if out_dir is None:
-            out_dir = QFileDialog.getExistingDirectory(self, "Export COCO panoptic to folder")
+            out_dir = QFileDialog.getExistingDirectory(self, "Export COCO panoptic to folder", self._dialog_dir())
             if not out_dir:
                 return None
             if instances is None:
@@ -38,7 +45,8 @@ class FileActionsMixin:
         if self.project is None:
             return None
         if out_path is None:
-            out_path, _ = QFileDialog.getSaveFileName(self, "Export COCO instances", "instances.json", "JSON (*.json)")
+            out_path, _ = QFileDialog.getSaveFileName(self, "Export COCO instances",
+                                                    self._dialog_dir("instances.json"), "JSON (*.json)")
             if not out_path:
                 return None
         try:
@@ -54,10 +62,11 @@ class FileActionsMixin:
         from annotator import coco_io
 
         if json_path is None:
-            json_path, _ = QFileDialog.getOpenFileName(self, "Import COCO panoptic JSON", "", "JSON (*.json)")
+            json_path, _ = QFileDialog.getOpenFileName(self, "Import COCO panoptic JSON", self._dialog_dir(),
+                                                       "JSON (*.json)")
             if not json_path:
                 return False
-            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project")
+            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project", self._dialog_dir())
             if not project_dir:
                 return False
         kwargs = {}
@@ -69,4 +78,60 @@ class FileActionsMixin:
             self.notify(f"Cannot import {json_path}:\n{exc}", error=True)
             return False
         self.set_project(project)
+        return True
+
+    def export_labelme(self, out_dir: Optional[str] = None) -> Optional[list]:
+        """labelme JSON files, one per labelled image (annotator.polygon_io)."""
+        from annotator import polygon_io
+
+        if self.project is None:
+            return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self, "Export labelme JSON to folder", self._dialog_dir())
+            if not out_dir:
+                return None
+        try:
+            paths = polygon_io.export_labelme(self.project, out_dir)
+        except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
+            self.notify(f"Export failed: {exc}", error=True)
+            return None
+        self.status(f"Exported {len(paths)} labelme JSON files to {out_dir}")
+        return paths
+
+    def export_yolo(self, out_dir: Optional[str] = None) -> Optional[str]:
+        """A YOLO segmentation data set (images/, labels/, data.yaml; annotator.polygon_io)."""
+        from annotator import polygon_io
+
+        if self.project is None:
+            return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self, "Export YOLO segmentation to folder", self._dialog_dir())
+            if not out_dir:
+                return None
+        try:
+            path = polygon_io.export_yolo_seg(self.project, out_dir)
+        except Exception as exc:
+            self.notify(f"Export failed: {exc}", error=True)
+            return None
+        self.status(f"Exported YOLO segmentation labels: {path}")
+        return path
+
+    def import_labelme(self, source: Optional[str] = None, project_dir: Optional[str] = None) -> bool:
+        """A folder of labelme JSON files becomes a new project (opened in this window)."""
+        from annotator import polygon_io
+
+        if source is None:
+            source = QFileDialog.getExistingDirectory(self, "Folder of labelme JSON files", self._dialog_dir())
+            if not source:
+                return False
+        if project_dir is None:
+            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project", source)
+            if not project_dir:
+                return False
+        try:
+            project = polygon_io.import_labelme(source, project_dir)
+        except Exception as exc:
+            self.notify(f"Cannot import {source}:\n{exc}", error=True)
+            return False
+        self.set_project(project)  # shows the import's warnings (skipped shapes)
         return True
