@@ -161,11 +161,14 @@ def test_app_opens_a_held_project_read_only_and_refuses_edits(qtbot, project_dir
         proj = open_project_for(str(project_dir))
         win = make_window(qtbot, proj)
         assert "(read-only)" in win.windowTitle()
+        # said where the person looks, and still said after a successful prediction (which clears banners)
+        assert win.read_only_label.isVisible() and f"PID {child.pid}" in win.read_only_label.text()
         click(qtbot, win, 40, 50)
         wait_proposal(qtbot, win)
         qtbot.keyClick(win, Qt.Key_Return)
         assert "Read-only project" in win.statusBar().currentMessage()
         assert proj.images[0].segments == {}
+        assert win.read_only_label.isVisible()
         win.close()
     finally:
         stop_holder(child)

@@ -178,6 +178,11 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         # --- status bar
         self.status_device = QLabel()
         self.status_latency = QLabel("last prediction: –")
+        # Stays up while the project is read-only (another process holds it): banners go after a success, this not.
+        self.read_only_label = QLabel()
+        self.read_only_label.setStyleSheet("background:#7a1f1f; color:white; padding:2px 6px; font-weight:bold;")
+        self.read_only_label.hide()
+        self.statusBar().addPermanentWidget(self.read_only_label)
         self.statusBar().addPermanentWidget(self.status_latency)
         self.statusBar().addPermanentWidget(self.status_device)
         self._set_device_text()
@@ -331,6 +336,11 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         # A project another process holds opens read-only (Project.open(fallback_read_only=True)): say so.
         self.setWindowTitle(f"Pointer annotator – {project.project_dir}"
                             + (" (read-only)" if project.read_only else ""))
+        reason = str(project.read_only_reason or "")
+        reason = reason.split(": ", 1)[1] if reason.startswith(f"{project.project_dir}: ") else reason
+        self.read_only_label.setText(f"READ-ONLY: {reason}" if project.read_only else "")
+        self.read_only_label.setToolTip(self.read_only_label.text())
+        self.read_only_label.setVisible(project.read_only)
         cats = project.categories
         self.category_id = cats[0].id if cats else None
         self._refresh_categories()
