@@ -287,3 +287,40 @@ def test_iterative_training_runs(tmp_path: Path) -> None:
     summary = train(_cfg(tmp_path / "run", steps=2, iterative=1.0, iterative_rounds=2))
     assert summary["steps"] == 2
     assert json.loads((tmp_path / "run" / "config.json").read_text())["iterative"] == 1.0
+
+
+def test_normalized_focal_loss_puts_the_gradient_on_the_wrong_pixels() -> None:
+    """`--loss nfl`: a confident mistake on one pixel among many right ones gets far more of the gradient than under
+    BCE, right pixels get less, ignored (invalid) pixels change nothing, and a perfect mask costs almost nothing."""
+    import torch.nn.functional as F
+
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:12, 4:12] = 1
+    valid = torch.ones_like(target)
+    right = (target * 2 - 1) * 6
+    assert trainer.normalized_focal_loss(right, target, valid) < 0.01
+    assert trainer.normalized_focal_loss(torch.zeros_like(right), target, valid) > 0.3
+
+    wrong = right.clone()
+    wrong[0, 0, 8, 8] = -6
+    nfl_in = wrong.clone().requires_grad_()
+    trainer.normalized_focal_loss(nfl_in, target, valid).backward()
+    bce_in = wrong.clone().requires_grad_()
+    F.binary_cross_entropy_with_logits(bce_in, target).backward()
+    assert abs(nfl_in.grad[0, 0, 8, 8]) > 10 * abs(bce_in.grad[0, 0, 8, 8])
+    assert abs(nfl_in.grad[0, 0, 0, 0]) < abs(bce_in.grad[0, 0, 0, 0])
+
+    valid_masked = valid.clone()
+    valid_masked[..., :2, :] = 0
+    noisy = wrong.clone()
+    noisy[..., :2, :] = torch.randn(2, 16) * 10
+    assert torch.isclose(trainer.normalized_focal_loss(noisy, target, valid_masked),
+                         trainer.normalized_focal_loss(wrong, target, valid_masked))
+
+
+def test_training_with_the_normalized_focal_loss_and_a_bad_loss_name(tmp_path: Path) -> None:
+    summary = train(_cfg(tmp_path / "run", steps=2, loss="nfl"))
+    assert summary["steps"] == 2 and np.isfinite([float(r["loss"]) for r in _log(tmp_path / "run")]).all()
+    assert parse_args(["--sources", "synthetic:8", "--loss", "nfl"]).loss == "nfl"
+    with pytest.raises(ValueError, match="unknown --loss"):
+        train(_cfg(tmp_path / "bad", loss="focal"))

@@ -57,6 +57,9 @@ class TrainConfig:
     # makes its prediction the previous-mask channel, so corrections are learnt from the errors the net makes.
     iterative: float = 0.0
     iterative_rounds: int = 3
+    # Pixel loss beside soft Dice: "bce", or "nfl", RITM's normalised focal loss (Sofiiuk et al. 2021), which
+    # down-weights pixels already right and renormalises so the hard ones (borders, thin parts) carry the gradient.
+    loss: str = "bce"
 
 
 def _is_val(name: str, fraction: float) -> bool:
@@ -182,10 +185,32 @@ def fixed_examples(sources, cfg: SamplingConfig, n: int, seed: int = 1234) -> li
     return out
 
 
-def segmentation_loss(logits, score_logit, target, valid):
-    """BCE + soft Dice over valid pixels, plus BCE of the score against the mask's real IoU."""
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    bce = (bce * valid).sum() / valid.sum().clamp_min(1.0)
+def normalized_focal_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                          gamma: float = 2.0, alpha: float = 0.5) -> torch.Tensor:
+    """RITM's normalised focal loss: focal weights (1 - p_t)^gamma rescaled per image to sum to the number of
+    valid pixels (the rescale factor carries no gradient), so easy pixels fade without shrinking the loss."""
+    prob = torch.sigmoid(logits)
+    pos = target > 0.5
+    pt = torch.where(pos, prob, 1 - prob)
+    pt = torch.where(valid > 0.5, pt, torch.ones_like(pt))
+    beta = (1 - pt) ** gamma
+    n_valid = valid.sum((1, 2, 3), keepdim=True)
+    mult = (n_valid / (beta.sum((1, 2, 3), keepdim=True) + 1e-8)).detach()
+    log_pt = torch.where(pos, F.logsigmoid(logits), F.logsigmoid(-logits))
+    loss = -alpha * beta * mult * log_pt * valid
+    return (loss.sum((1, 2, 3)) / n_valid.view(-1).clamp_min(1.0)).mean()
+
+
+def segmentation_loss(logits, score_logit, target, valid, pixel_loss: str = "bce"):
+    """BCE (or the normalised focal loss) + soft Dice over valid pixels, plus BCE of the score against the
+    mask's real IoU."""
+    if pixel_loss == "nfl":
+        bce = normalized_focal_loss(logits, target, valid)
+    elif pixel_loss == "bce":
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        bce = (bce * valid).sum() / valid.sum().clamp_min(1.0)
+    else:
+        raise ValueError(f"unknown pixel loss {pixel_loss!r}: use 'bce' or 'nfl'")
     prob = torch.sigmoid(logits) * valid
     inter = (prob * target).sum((1, 2, 3))
     dice = 1 - (2 * inter + 1) / (prob.sum((1, 2, 3)) + (target * valid).sum((1, 2, 3)) + 1)
@@ -266,6 +291,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     after the current step (the annotator's Cancel)."""
     from tqdm import tqdm
 
+    if cfg.loss not in ("bce", "nfl"):
+        raise ValueError(f"unknown --loss {cfg.loss!r}: use 'bce' or 'nfl'")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -334,7 +361,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
             g["lr"] = _lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, score_logit = model(batch["image"], batch["pointer"], batch["roi"])
-        loss, iou = segmentation_loss(logits.float(), score_logit, batch["target"], batch["valid"])
+        loss, iou = segmentation_loss(logits.float(), score_logit, batch["target"], batch["valid"], cfg.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
