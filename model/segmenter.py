@@ -295,12 +295,15 @@ class Segmenter:
 
     def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None,
                       progress: ProgressCallback | None = None, max_segments: int = 50,
-                      min_area_fraction: float = 0.001, min_pointer_radius: float = 3.0) -> np.ndarray:
+                      min_area_fraction: float = 0.001, min_pointer_radius: float = 3.0,
+                      min_score: float = 0.0) -> np.ndarray:
         """Region-by-region segmentation (the seed's Figure 2): click the interior-most point of what is still
         unlabelled, take the segment the net returns there inside the unlabelled remainder, repeat.
         HxW int32 label map, 0 = unassigned. `progress(fraction_done)` may return False to cancel; the
         segments found so far are returned. Pointers go only where a disk of `min_pointer_radius` internal
-        pixels fits in what is left: the slivers between segments hold no segment worth a net pass."""
+        pixels fits in what is left: the slivers between segments hold no segment worth a net pass. A segment
+        whose predicted IoU (the net's score) is below `min_score` is treated as a miss: its pixels stay
+        unassigned, for the person to click."""
         image = as_rgb(image)
         h, w = image.shape[:2]
         roi = self._check_roi(roi, (h, w))
@@ -323,9 +326,9 @@ class Segmenter:
             if dist[py, px] < min_radius:
                 break
             runs += 1
-            prob, _ = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
+            prob, score = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
             mask = (prob > 127) & remaining
-            if mask.sum() >= min_area and mask[py, px]:
+            if mask.sum() >= min_area and mask[py, px] and score >= min_score:
                 segments.append((prob, mask))
                 remaining &= ~mask
                 candidates &= ~mask

@@ -56,3 +56,38 @@ def test_cover_crop_keeps_aspect_and_size():
     out = bench._cover_crop(a, (640, 480), 0)
     assert out.shape == (480, 640)
     assert out[:, :300].max() == 0 and out[:, 340:].min() == 1  # centre crop keeps the split in the middle
+
+
+def test_tune_full_image_uses_only_the_held_out_split(tmp_path, capsys):
+    """bench/tune_full_image.py: every grid row measured on exactly the files the trainer holds out, best PQ
+    first; a min_score no segment reaches gives no segment at all; a one-object source is a clear error."""
+    import cv2
+
+    from train.trainer import TrainConfig, _is_val
+
+    spec = importlib.util.spec_from_file_location("tune_full_image", ROOT / "bench" / "tune_full_image.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    rng = np.random.default_rng(0)
+    names = [f"frame{k}" for k in range(40)]
+    held = [n for n in names if _is_val(n, TrainConfig.val_fraction)]
+    assert 0 < len(held) < len(names)
+    for n in names:
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        labels = np.zeros((40, 56), np.uint8)
+        labels[:, 28:] = 1
+        labels[10:30, 5:20] = 2
+        cv2.imwrite(str(tmp_path / "images" / f"{n}.png"), rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "labels" / f"{n}.png"), labels)
+    out = tmp_path / "tune.json"
+    assert tune.main(["--data", f"semantic:{tmp_path}", "--random-init", "--side", "64", "--min-score", "0,1.5",
+                      "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2 and rows[0]["pq"] >= rows[1]["pq"]
+    assert all(r["images"] == len(held) for r in rows)
+    strict = next(r for r in rows if r["min_score"] == 1.5)
+    assert strict["tp"] == strict["fp"] == 0 and strict["fn"] == 3 * len(held)
+    assert "best PQ first" in capsys.readouterr().out
+    masks = tmp_path / "masks_only"
+    assert tune.main(["--data", f"masks:{masks}", "--random-init"]) == 2

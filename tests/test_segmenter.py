@@ -366,3 +366,26 @@ def test_corrections_change_only_the_region_under_the_click(seg_partial: Segment
     roi[:, :40] = False  # and never outside the ROI, also for a positive click near its edge
     chained = seg_partial.predict(scene, [(80, 60, True), (42, 60, True)], roi=roi).mask
     assert chained[60, 42] and not chained[~roi].any()
+
+
+def test_segment_image_leaves_segments_the_net_rates_poorly_unassigned(seg: Segmenter) -> None:
+    """min_score: a segment whose predicted IoU is below it is not proposed; its pixels stay for the person."""
+    img = SyntheticScenes(1, size=(48, 60), seed=1)[0].image
+    scores: list[float] = []
+    run = seg._run
+
+    def recording_run(*args, **kwargs):
+        prob, score = run(*args, **kwargs)
+        scores.append(float(score))
+        return prob, score
+
+    seg._run = recording_run
+    try:
+        assert seg.segment_image(img).max() >= 1
+        assert scores
+        everything = seg.segment_image(img, min_score=min(scores))
+        nothing = seg.segment_image(img, min_score=max(scores) + 1e-3)
+    finally:
+        del seg._run
+    assert everything.max() >= 1
+    assert not nothing.any()
