@@ -286,6 +286,17 @@ def test_full_mode_on_coco_panoptic(coco_json, tmp_path, capsys):
         assert 0.0 <= s["pq"] <= 1.0
     # Sequential GrabCut finds the clean coloured regions.
     assert r["methods"]["grabcut"]["mean_best_iou"] > 0.7
+    # The peer keeps segments down to the net's smallest by default (the same protocol); --peer-min-area
+    # reaches the peer: no region here covers 90% of an image.
+    import inspect
+
+    from model.segmenter import Segmenter
+    net_default = inspect.signature(Segmenter.segment_image).parameters["min_area_fraction"].default
+    assert r["settings"]["peer_min_area_fraction"] == net_default
+    r2 = _run(["full", "--data", f"coco:{coco_json}", "--peer", "grabcut", "--limit", "2", "--peer-min-area", "0.9"],
+              tmp_path / "full2.json")
+    assert r2["settings"]["peer_min_area_fraction"] == 0.9
+    assert r2["methods"]["grabcut"]["tp"] == r2["methods"]["grabcut"]["fp"] == 0
 
 
 def test_full_mode_refuses_one_object_data(masks_dir, tmp_path, capsys):

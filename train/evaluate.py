@@ -133,22 +133,33 @@ class NetMethod:
         return self.segmenter.segment_image(image)
 
 
+def _net_min_area_fraction() -> float:
+    import inspect
+
+    from model.segmenter import Segmenter
+
+    return float(inspect.signature(Segmenter.segment_image).parameters["min_area_fraction"].default)
+
+
+
 class GrabCutMethod:
     """A GrabCut driver of train.peers (`variant`: "grabcut" chained, "grabcut-fresh") with the evaluator's
     method interface."""
 
-    def __init__(self, full_image_side: int = 320, variant: str = "grabcut"):
+    def __init__(self, full_image_side: int = 320, variant: str = "grabcut", min_area_fraction: float | None = None):
         from .peers import PEERS
 
         self.peer = PEERS[variant]()
         self.name = variant
         self.full_image_side = full_image_side
+        # Full-image mode: by default the smallest segment kept is the net's (same protocol for both).
+        self.min_area_fraction = _net_min_area_fraction() if min_area_fraction is None else min_area_fraction
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
         return self.peer.predict(image, list(clicks), roi=None)
 
     def segment_image(self, image: np.ndarray) -> np.ndarray:
-        return self.peer.segment_image(image, side=self.full_image_side)
+        return self.peer.segment_image(image, side=self.full_image_side, min_area_fraction=self.min_area_fraction)
 
 
 # ---------------------------------------------------------------- protocol
@@ -437,6 +448,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      "default: the bundled weights")
     g.add_argument("--random-init", action="store_true", help="an untrained net (tests, plumbing)")
     p.add_argument("--peer", choices=["grabcut"], help="run a peer method on the same images and protocol")
+    p.add_argument("--peer-min-area", type=float,
+                   help="full mode: the smallest segment the peer keeps, as a fraction of the image (default: the "
+                        "net's, Segmenter.segment_image's min_area_fraction)")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--held-out", action="store_true",
                    help="only the files the trainer holds out of this source for validation (its stable split by "
@@ -489,12 +503,13 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if args.peer == "grabcut":
         # Both ways of driving GrabCut with clicks; the net is compared with the stronger of the two.
         peers = ["grabcut", "grabcut-fresh"]
-        methods += [GrabCutMethod(segmenter.full_image_side, variant) for variant in peers]
+        methods += [GrabCutMethod(segmenter.full_image_side, variant, args.peer_min_area) for variant in peers]
         peer_note = ("grabcut: chained state, square seed at the first click; grabcut-fresh: afresh per click, "
                      "40 px probable-foreground disks at positive clicks (train/peers.py)")
         if args.mode == "full":
             peer_note += (f"; both as sequential GrabCut from interior-most points at long side "
-                          f"{segmenter.full_image_side}, as the net's segment_image")
+                          f"{segmenter.full_image_side}, as the net's segment_image, keeping segments of at least "
+                          f"{methods[-1].min_area_fraction:g} of the image")
     names = [m.name for m in methods]
     run = {"single": eval_single, "clicks": eval_clicks, "full": eval_full}[args.mode]
     rng = np.random.default_rng(args.seed)
@@ -524,7 +539,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "settings": {"max_clicks": args.max_clicks, "max_segments_per_image": args.max_segments_per_image,
                      "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
                      "seed": args.seed, "limit": args.limit,
-                     "held_out": args.held_out, "peer": args.peer, "device": segmenter.device},
+                     "held_out": args.held_out, "peer": args.peer, "device": segmenter.device,
+                     "peer_min_area_fraction": methods[-1].min_area_fraction if peers else None},
         "n_images": len(per_image),
         "n_objects": sum(len(im.get("objects", [])) for im in per_image),
         "skipped": skipped,
