@@ -80,7 +80,8 @@ class Segmenter:
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = True,
-                 backend: str = "auto"):
+                 backend: str = "auto", flip_average: bool = False, refine_first: str = "off",
+                 zoom_min_fraction: float = 0.25):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -92,6 +93,18 @@ class Segmenter:
         self.info = info or {}
         # A correction changes the mask only in the connected region under its click (see _apply_correction).
         self.local_corrections = local_corrections
+        # flip_average: each pass also runs on the mirrored window and the two logits are averaged (twice the net
+        # time). refine_first: after the first click, run it again in a zoomed window around the mask found, so a
+        # small object is seen at the net's full internal resolution ("prev": with that mask as the previous-mask
+        # channel, "fresh": without it, "off").
+        if refine_first not in ("off", "prev", "fresh"):
+            raise ValueError(f"refine_first must be 'off', 'prev' or 'fresh', got {refine_first!r}")
+        self.flip_average = bool(flip_average)
+        # The smallest zoom window, as a fraction of the image's long side: smaller shows small objects larger.
+        if not 0 < zoom_min_fraction <= 1:
+            raise ValueError(f"zoom_min_fraction must be in (0, 1], got {zoom_min_fraction!r}")
+        self.zoom_min_fraction = float(zoom_min_fraction)
+        self.refine_first = refine_first
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
@@ -192,6 +205,14 @@ class Segmenter:
         roi_t = np.zeros((1, 1, ph, pw), np.float32)
         roi_t[0, 0, :nh, :nw] = roi_small
         logits, score = self._runner(img_t, ptr_t, roi_t)
+        if self.flip_average:
+            def mirrored(t: np.ndarray) -> np.ndarray:
+                m = np.zeros_like(t)  # the content mirrored in place, the padding stays right/bottom
+                m[..., :nh, :nw] = t[..., :nh, :nw][..., ::-1]
+                return m
+            logits_m, score_m = self._runner(mirrored(img_t), mirrored(ptr_t), mirrored(roi_t))
+            logits = (np.asarray(logits, np.float32) + mirrored(np.asarray(logits_m, np.float32))) / 2
+            score = (float(np.ravel(score)[0]) + float(np.ravel(score_m)[0])) / 2
         # sigmoid(l) > 0.5 <=> l > 0: the uint8 probability map keeps the decision and smooth upsampling.
         prob = (255.0 / (1.0 + np.exp(-np.clip(logits[0, 0, :nh, :nw], -30, 30)))).round().astype(np.uint8)
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(score)[0]))))
@@ -238,10 +259,29 @@ class Segmenter:
             region &= ~piece
         return out
 
+    def _refine(self, image: np.ndarray, roi: np.ndarray, clicks: Sequence[Click], mask: np.ndarray,
+                score: float, key: tuple) -> tuple[np.ndarray, float]:
+        """The first click again, in the zoomed window around its mask: worth it only when the window is much
+        smaller than the image (else the net would see the same pixels again)."""
+        h, w = mask.shape
+        window = self._zoom_window(mask, clicks, (h, w), self.zoom_min_fraction)
+        x0, y0, x1, y1 = window
+        if (x1 - x0) * (y1 - y0) > 0.5 * h * w:
+            return mask, score
+        prev = mask if self.refine_first == "prev" else None
+        prob, score2 = self._run(image, roi, clicks, prev, window, self.max_side, key[0], key[1])
+        refined = np.zeros_like(mask)
+        refined[y0:y1, x0:x1] = (prob > 127) & roi[y0:y1, x0:x1]
+        cx, cy = int(clicks[0][0]), int(clicks[0][1])
+        if not refined[cy, cx]:
+            return mask, score  # the zoomed view lost the clicked object: keep what the whole view found
+        return refined, score2
+
     @staticmethod
-    def _zoom_window(mask: np.ndarray, clicks: Sequence[Click], shape: tuple[int, int]) -> tuple[int, int, int, int]:
-        """A window around the previous mask and all clicks, 40% larger on each side, at least 1/4 of the
-        image's long side: large enough for context, small enough to see the detail being corrected."""
+    def _zoom_window(mask: np.ndarray, clicks: Sequence[Click], shape: tuple[int, int], min_fraction: float = 0.25
+                     ) -> tuple[int, int, int, int]:
+        """A window around the previous mask and all clicks, 40% larger on each side, at least `min_fraction` of
+        the image's long side: large enough for context, small enough to see the detail being corrected."""
         h, w = shape
         xs = [c[0] for c in clicks]
         ys = [c[1] for c in clicks]
@@ -252,7 +292,7 @@ class Segmenter:
         bx0, bx1, by0, by1 = min(xs), max(xs) + 1, min(ys), max(ys) + 1
         cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
         half = max(bx1 - bx0, by1 - by0) * 0.7 + 1
-        half = max(half, max(h, w) / 8)
+        half = max(half, max(h, w) * min_fraction / 2)
         x0, x1 = int(max(0, cx - half)), int(min(w, cx + half + 1))
         y0, y1 = int(max(0, cy - half)), int(min(h, cy + half + 1))
         return x0, y0, x1, y1
@@ -280,8 +320,10 @@ class Segmenter:
             if mask is None:
                 prob, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0], key[1])
                 mask = (prob > 127) & roi
+                if self.refine_first != "off" and mask.any():
+                    mask, score = self._refine(image, roi, clicks[:1], mask, score, key)
             else:
-                window = self._zoom_window(mask, clicks[:k], (h, w))
+                window = self._zoom_window(mask, clicks[:k], (h, w), self.zoom_min_fraction)
                 prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side, key[0], key[1])
                 x0, y0, x1, y1 = window
                 new_window = (prob > 127) & roi[y0:y1, x0:x1]

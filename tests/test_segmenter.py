@@ -18,9 +18,14 @@ from train.synthetic import SyntheticScenes
 ALL_SEED, PARTIAL_SEED = 0, 5
 
 
-def make(seed: int) -> Segmenter:
+def make(seed: int, **options) -> Segmenter:
     """A small internal resolution keeps the tests fast on a busy CPU; the API is the same at any size."""
-    return Segmenter.random_init(seed, max_side=160, full_image_side=96)
+    return Segmenter.random_init(seed, max_side=160, full_image_side=96, **options)
+
+
+# The optional inference modes (mirrored-pass averaging, first-click refinement) keep every guarantee.
+OPTIONS = [{}, {"flip_average": True}, {"refine_first": "prev"}, {"refine_first": "fresh"},
+           {"zoom_min_fraction": 0.1, "refine_first": "prev"}]
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +111,10 @@ def test_other_bad_arguments(seg: Segmenter, scene: np.ndarray) -> None:
 
 # ---- the ROI guarantee ----
 
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
 @pytest.mark.parametrize("seed", [ALL_SEED, PARTIAL_SEED])
-def test_mask_never_outside_roi(seed: int, scene: np.ndarray) -> None:
-    seg = make(seed)
+def test_mask_never_outside_roi(seed: int, options: dict, scene: np.ndarray) -> None:
+    seg = make(seed, **options)
     rng = np.random.default_rng(seed)
     h, w = scene.shape[:2]
     nonempty = 0
@@ -389,3 +395,23 @@ def test_segment_image_leaves_segments_the_net_rates_poorly_unassigned(seg: Segm
         del seg._run
     assert everything.max() >= 1
     assert not nothing.any()
+
+
+def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:
+    h, w = scene.shape[:2]  # 120x160: at max_side 160 the net sees the pixels unresized
+    seg = make(PARTIAL_SEED, flip_average=True)
+    x, y = 50, 70
+    a = seg.predict(scene, [(x, y, True)])
+    b = seg.predict(np.ascontiguousarray(scene[:, ::-1]), [(w - 1 - x, y, True)])
+    assert a.mask.any() and not a.mask.all()
+    mirrored = b.mask[:, ::-1]
+    assert (a.mask & mirrored).sum() / (a.mask | mirrored).sum() > 0.99
+    assert abs(a.score - b.score) < 1e-4
+
+
+def test_bad_option_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="refine_first"):
+        make(ALL_SEED, refine_first="always")
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="zoom_min_fraction"):
+            make(ALL_SEED, zoom_min_fraction=bad)
