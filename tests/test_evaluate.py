@@ -444,3 +444,15 @@ def test_fresh_grabcut_peer_on_a_tiny_image():
     roi = np.ones_like(obj)
     roi[:, 50:] = False
     assert not (peer.predict(img, [(42, 32, True)], roi=roi) & ~roi).any()
+
+
+def test_segmenter_options_reach_the_segmenter_and_the_json(tmp_path, capsys):
+    r = _run(["clicks", "--data", "synthetic:1", "--max-clicks", "2", "--segmenter-option", "max_side=96",
+              "--segmenter-option", "flip_average=true", "--segmenter-option", "refine_first=fresh"],
+             tmp_path / "opts.json")
+    assert r["settings"]["segmenter_options"] == {"max_side": 96, "flip_average": True, "refine_first": "fresh"}
+    assert r["n_objects"] > 0
+    assert main(["clicks", "--data", "synthetic:1", "--random-init", "--segmenter-option", "no_such_knob=1"]) == 2
+    assert "no_such_knob" in capsys.readouterr().err
+    assert main(["clicks", "--data", "synthetic:1", "--random-init", "--segmenter-option", "refine_first=maybe"]) == 2
+    assert "refine_first" in capsys.readouterr().err

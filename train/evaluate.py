@@ -384,10 +384,10 @@ def format_table(result: dict) -> str:
 # ---------------------------------------------------------------- setup
 
 def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None,
-                   backend: str = "auto"):
+                   backend: str = "auto", options: dict | None = None):
     """(Segmenter, description for the report). weights: a .safetensors file (default: the bundled one) or a
     trainer checkpoint .pt (its "net" state), so a run in progress can be measured. backend: the inference
-    runtime (model.runtime: auto, openvino, onnx, torch)."""
+    runtime (model.runtime: auto, openvino, onnx, torch). options: more Segmenter keyword arguments."""
     from model import Segmenter, WeightsError
     from model.segmenter import BUNDLED_WEIGHTS
 
@@ -396,7 +396,7 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
     from .finetune import sha256_file
 
     if random_init:
-        return Segmenter.random_init(seed=seed, device=device or "cpu", backend=backend), {"name": f"random-init(seed={seed})",
+        return Segmenter.random_init(seed=seed, device=device or "cpu", backend=backend, **(options or {})), {"name": f"random-init(seed={seed})",
                                                                            "path": None, "random_init": True}
     path = Path(weights) if weights else BUNDLED_WEIGHTS
     if path.suffix == ".pt":
@@ -413,9 +413,10 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
         except Exception as exc:  # torch raises many kinds for bad files; all mean "not usable weights"
             raise WeightsError(f"checkpoint {path} is not usable net weights ({exc})") from exc
         step = ckpt.get("step") if isinstance(ckpt, dict) else None
-        seg = Segmenter(net, device or "cpu", info={"checkpoint": str(path), "step": step}, backend=backend)
+        seg = Segmenter(net, device or "cpu", info={"checkpoint": str(path), "step": step}, backend=backend,
+                        **(options or {}))
     else:
-        seg = Segmenter.from_pretrained(path, device=device, backend=backend)
+        seg = Segmenter.from_pretrained(path, device=device, backend=backend, **(options or {}))
     return seg, {"name": str(path), "path": str(path.resolve()), "random_init": False, "runtime": seg.runtime,
                  "sha256": sha256_file(path), "info": seg.info}
 
@@ -465,9 +466,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnx", "torch"],
                    help="inference runtime for the net (default: the fastest that reproduces PyTorch)")
     p.add_argument("--quiet", action="store_true", help="no per-image progress lines")
+    p.add_argument("--segmenter-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Segmenter keyword argument, e.g. max_side=512 or flip_average=true (repeatable; the "
+                        "value is read as JSON, else as a string)")
     a = p.parse_args(argv)
     if a.max_clicks < 1:
         p.error("--max-clicks must be at least 1")
+    a.segmenter_options = {}
+    for item in a.segmenter_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            p.error(f"--segmenter-option takes KEY=VALUE, got {item!r}")
+        try:
+            a.segmenter_options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            a.segmenter_options[key] = value
     if a.limit is not None and a.limit < 1:
         p.error("--limit must be at least 1")
     return a
@@ -478,6 +491,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     import torch
 
     from .trainer import TrainConfig, _is_val, _Subset, open_source
+    from model import WeightsError
 
     torch.set_num_threads(max(1, args.threads))
     cv2.setNumThreads(max(1, args.threads))
@@ -495,8 +509,13 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if args.mode == "full" and not fully_labelled:
         raise DataError(f"{args.data}: 'full' mode needs full label maps (semantic:, coco: or synthetic: data); "
                         "a masks: folder labels one object per image")
-    segmenter, weights_desc = load_segmenter(args.weights, args.random_init, args.seed, args.device,
-                                             args.backend)
+    try:
+        segmenter, weights_desc = load_segmenter(args.weights, args.random_init, args.seed, args.device,
+                                                 args.backend, args.segmenter_options)
+    except (TypeError, ValueError) as exc:
+        if not args.segmenter_options or isinstance(exc, WeightsError):
+            raise
+        raise DataError(f"--segmenter-option {args.segmenter_options}: {exc}") from exc
     methods: list = [NetMethod(segmenter)]
     peer_note = None
     peers: list[str] = []
@@ -536,7 +555,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "command": " ".join(shlex.quote(a) for a in (["python", "-m", "train.evaluate"] + list(argv or []))),
         "weights": weights_desc,
         "data": {"spec": args.data, "fully_labelled": fully_labelled, "images_in_source": len(reader)},
-        "settings": {"max_clicks": args.max_clicks, "max_segments_per_image": args.max_segments_per_image,
+        "settings": {"segmenter_options": args.segmenter_options, "max_clicks": args.max_clicks, "max_segments_per_image": args.max_segments_per_image,
                      "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
                      "seed": args.seed, "limit": args.limit,
                      "held_out": args.held_out, "peer": args.peer, "device": segmenter.device,
