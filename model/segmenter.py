@@ -79,7 +79,7 @@ class Segmenter:
     """Click-to-mask inference on the pointer/ROI net."""
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
-                 full_image_side: int = 320, info: dict | None = None, local_corrections: bool = True,
+                 full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "off",
                  zoom_min_fraction: float = 0.25):
         self.device = str(device)
@@ -91,7 +91,9 @@ class Segmenter:
         self.max_side = max_side              # internal long side for clicks
         self.full_image_side = full_image_side  # internal long side for segment_image (many runs per image)
         self.info = info or {}
-        # A correction changes the mask only in the connected region under its click (see _apply_correction).
+        # A correction takes the net's whole new mask inside its zoom window (_apply_window); with
+        # local_corrections only the connected change under the click (_apply_correction). The window default
+        # needs fewer clicks with the iteratively trained weights (held-out pooled NoC@90 7.87 -> 6.96, README).
         self.local_corrections = local_corrections
         # flip_average: each pass also runs on the mirrored window and the two logits are averaged (twice the net
         # time). refine_first: after the first click, run it again in a zoomed window around the mask found, so a
@@ -247,16 +249,38 @@ class Segmenter:
                           8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
             piece = fill[1:-1, 1:-1].view(bool)
         else:
-            r = max(2, round(CLICK_RADIUS * max(x1 - x0, y1 - y0) / self.max_side))  # the encoded disk
-            piece = np.zeros(change.shape, np.uint8)
-            cv2.circle(piece, (x - x0, y - y0), r, 1, -1)
-            piece = piece.view(bool)
+            piece = self._click_disk(click, window)
         out = prev.copy()
         region = out[y0:y1, x0:x1]
         if positive:
             region |= piece & roi[y0:y1, x0:x1]
         else:
             region &= ~piece
+        return out
+
+    def _click_disk(self, click: Click, window: tuple[int, int, int, int]) -> np.ndarray:
+        """The click as the net sees it (its encoded disk), in the window's pixels."""
+        x0, y0, x1, y1 = window
+        r = max(2, round(CLICK_RADIUS * max(x1 - x0, y1 - y0) / self.max_side))
+        disk = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.circle(disk, (int(click[0]) - x0, int(click[1]) - y0), r, 1, -1)
+        return disk.view(bool)
+
+    def _apply_window(self, prev: np.ndarray, new_window: np.ndarray, click: Click, roi: np.ndarray,
+                      window: tuple[int, int, int, int]) -> np.ndarray:
+        """The net's whole new mask inside the correction window (outside it nothing changes). If the net
+        ignored the click, a disk of the click's size is added or removed, so every click has an effect."""
+        x, y, positive = int(click[0]), int(click[1]), bool(click[2])
+        x0, y0, x1, y1 = window
+        out = prev.copy()
+        region = out[y0:y1, x0:x1]
+        region[:] = new_window
+        if region[y - y0, x - x0] != positive:
+            disk = self._click_disk(click, window)
+            if positive:
+                region |= disk & roi[y0:y1, x0:x1]
+            else:
+                region &= ~disk
         return out
 
     def _refine(self, image: np.ndarray, roi: np.ndarray, clicks: Sequence[Click], mask: np.ndarray,
@@ -327,11 +351,8 @@ class Segmenter:
                 prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side, key[0], key[1])
                 x0, y0, x1, y1 = window
                 new_window = (prob > 127) & roi[y0:y1, x0:x1]
-                if self.local_corrections:
-                    mask = self._apply_correction(mask, new_window, clicks[k - 1], roi, window)
-                else:
-                    mask = mask.copy()
-                    mask[y0:y1, x0:x1] = new_window
+                apply = self._apply_correction if self.local_corrections else self._apply_window
+                mask = apply(mask, new_window, clicks[k - 1], roi, window)
         self._last = (key, list(clicks), mask, score)
         return Prediction(mask.copy(), score, time.perf_counter() - t0)
 

@@ -24,8 +24,8 @@ def make(seed: int, **options) -> Segmenter:
 
 
 # The optional inference modes (mirrored-pass averaging, first-click refinement) keep every guarantee.
-OPTIONS = [{}, {"flip_average": True}, {"refine_first": "prev"}, {"refine_first": "fresh"},
-           {"zoom_min_fraction": 0.1, "refine_first": "prev"}]
+OPTIONS = [{}, {"local_corrections": True}, {"flip_average": True}, {"refine_first": "prev"},
+           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}]
 
 
 @pytest.fixture(scope="module")
@@ -356,9 +356,27 @@ def test_load_weights_swaps_the_net(weights_file: Path, scene: np.ndarray) -> No
     np.testing.assert_array_equal(after.mask, reference.mask)
 
 
-def test_corrections_change_only_the_region_under_the_click(seg_partial: Segmenter, scene: np.ndarray) -> None:
-    """A positive click adds the region under it and removes nothing; a negative click removes the region under
-    it and adds nothing; either way the clicked pixel ends up on the clicked side."""
+@pytest.mark.parametrize("local", [False, True])
+def test_every_correction_puts_its_pixel_on_the_clicked_side(local: bool, scene: np.ndarray) -> None:
+    """Even where the net ignores a click (an untrained net mostly does), the clicked pixel ends up inside
+    the mask after a positive click and outside it after a negative one, and never outside the ROI."""
+    seg = make(PARTIAL_SEED, local_corrections=local)
+    roi = np.ones(scene.shape[:2], bool)
+    roi[:, :30] = False
+    first = seg.predict(scene, [(80, 60, True)], roi=roi).mask
+    for want in (True, False):
+        ys, xs = np.nonzero((first == (not want)) & roi)
+        assert len(xs) > 0
+        for i in (len(xs) // 5, len(xs) // 2, 4 * len(xs) // 5):
+            x, y = int(xs[i]), int(ys[i])
+            after = seg.predict(scene, [(80, 60, True), (x, y, want)], roi=roi).mask
+            assert after[y, x] == want and not after[~roi].any()
+
+
+def test_local_corrections_change_only_the_region_under_the_click(scene: np.ndarray) -> None:
+    """local_corrections=True: a positive click adds the region under it and removes nothing; a negative click
+    removes the region under it and adds nothing; either way the clicked pixel ends up on the clicked side."""
+    seg_partial = make(PARTIAL_SEED, local_corrections=True)
     first = seg_partial.predict(scene, [(80, 60, True)]).mask
     ys, xs = np.nonzero(~first)
     x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
