@@ -215,3 +215,25 @@ def test_proposal_shown_when_switching_image_stays_queued(qtbot, project):  # no
     assert win.index == 0 and win.proposal is not None
     assert len(win.bulk.get(0, [])) == 2                   # 3 proposals: one shown, two queued
     assert len(project.proposals(0)) == 3
+
+
+def test_a_window_garbage_collected_without_close_does_not_abort(tmp_path):
+    """Found by CI under pytest 9.2: a window dropped without close() (a test harness, a crashed caller) was
+    collected with its inference thread still running, and Qt aborted the whole process ("QThread: Destroyed
+    while thread is still running"). The worker now stops its thread when it is collected."""
+    script = (
+        "import gc, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from PyQt5.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from annotator._qt.main_window import MainWindow\n"
+        "from test_gui import FakeSegmenter\n"
+        "for _ in range(3):\n"
+        "    win = MainWindow(None, segmenter=FakeSegmenter(), confirm_dialogs=False)\n"
+        "    del win\n"
+        "    gc.collect()\n"
+        "print('survived')\n" % str(ROOT / "tests"))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-1000:]

@@ -212,3 +212,12 @@ class WorkerThread(QObject):
         self._new_id()  # drop queued predictions too
         self.thread.quit()
         self.thread.wait(10000)
+
+    def __del__(self) -> None:
+        # A window dropped without close() (a crashed caller, a test harness) must not take the process down:
+        # Qt aborts when a running QThread is destroyed, so stop it before the collector frees it.
+        try:
+            if self.thread.isRunning():
+                self.stop()
+        except (RuntimeError, AttributeError):
+            pass  # the C++ side is already gone, or __init__ did not get as far as the thread
