@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from train.evaluate import load_segmenter, panoptic_quality, pq_from_counts  # noqa: E402
+from train.evaluate import load_segmenter, panoptic_quality, parse_segmenter_options, pq_from_counts  # noqa: E402
 from train.sample import DataError  # noqa: E402
 from train.trainer import TrainConfig, _is_val, open_source  # noqa: E402
 
@@ -43,9 +43,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-area-fraction", default="0.001", help="comma-separated values")
     p.add_argument("--min-score", default="0", help="comma-separated values")
     p.add_argument("--limit", type=int, help="only the first N held-out images")
+    p.add_argument("--segmenter-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Segmenter keyword argument for every row, e.g. guided_radius=4 (repeatable)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write the table here")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    try:
+        a.segmenter_options = parse_segmenter_options(a.segmenter_option)
+    except ValueError as exc:
+        p.error(str(exc))
+    return a
 
 
 def tune(args: argparse.Namespace) -> list[dict]:
@@ -63,7 +70,7 @@ def tune(args: argparse.Namespace) -> list[dict]:
     if not held_out:
         raise DataError(f"{args.data}: no file falls in the trainer's held-out split")
     samples = [reader[i] for i in held_out]
-    segmenter, _ = load_segmenter(args.weights, args.random_init)
+    segmenter, _ = load_segmenter(args.weights, args.random_init, options=args.segmenter_options)
     grid = itertools.product([int(v) for v in _floats(args.side)], _floats(args.min_pointer_radius),
                              _floats(args.min_area_fraction), _floats(args.min_score))
     rows = []
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"data": args.data, "command": " ".join(sys.argv),
+                                               "segmenter_options": args.segmenter_options,
                                                "rows": rows}, indent=1))
     return 0
 

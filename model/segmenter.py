@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .guided import guided_filter
 from .encoding import CLICK_RADIUS, Click, encode_pointer, normalize_image
 from .net import PointerSegNet, fuse_for_inference
 from .runtime import make_runner
@@ -81,7 +82,7 @@ class Segmenter:
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "off",
-                 zoom_min_fraction: float = 0.25):
+                 zoom_min_fraction: float = 0.25, guided_radius: int = 0, guided_eps: float = 0.01):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -107,6 +108,12 @@ class Segmenter:
             raise ValueError(f"zoom_min_fraction must be in (0, 1], got {zoom_min_fraction!r}")
         self.zoom_min_fraction = float(zoom_min_fraction)
         self.refine_first = refine_first
+        # guided_radius > 0: the probabilities pass through a colour guided filter at the net's internal size
+        # (model/guided.py), so outlines follow the image's edges; radius in internal pixels.
+        if guided_radius < 0 or guided_eps <= 0:
+            raise ValueError(f"guided_radius must be >= 0 and guided_eps > 0, got {guided_radius!r}, {guided_eps!r}")
+        self.guided_radius = int(guided_radius)
+        self.guided_eps = float(guided_eps)
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
@@ -216,7 +223,10 @@ class Segmenter:
             logits = (np.asarray(logits, np.float32) + mirrored(np.asarray(logits_m, np.float32))) / 2
             score = (float(np.ravel(score)[0]) + float(np.ravel(score_m)[0])) / 2
         # sigmoid(l) > 0.5 <=> l > 0: the uint8 probability map keeps the decision and smooth upsampling.
-        prob = (255.0 / (1.0 + np.exp(-np.clip(logits[0, 0, :nh, :nw], -30, 30)))).round().astype(np.uint8)
+        prob = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits[0, 0, :nh, :nw], np.float32), -30, 30)))
+        if self.guided_radius > 0:
+            prob = np.clip(guided_filter(small, prob, self.guided_radius, self.guided_eps), 0.0, 1.0)
+        prob = (255.0 * prob).round().astype(np.uint8)
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(score)[0]))))
         return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
 

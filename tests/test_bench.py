@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,3 +92,10 @@ def test_tune_full_image_uses_only_the_held_out_split(tmp_path, capsys):
     assert "best PQ first" in capsys.readouterr().out
     masks = tmp_path / "masks_only"
     assert tune.main(["--data", f"masks:{masks}", "--random-init"]) == 2
+    # Segmenter options reach every row and are recorded; a malformed one is a usage error.
+    assert tune.main(["--data", f"semantic:{tmp_path}", "--random-init", "--side", "64", "--json", str(out),
+                      "--segmenter-option", "guided_radius=2"]) == 0
+    assert json.loads(out.read_text())["segmenter_options"] == {"guided_radius": 2}
+    with pytest.raises(SystemExit) as exc:
+        tune.main(["--data", f"semantic:{tmp_path}", "--random-init", "--segmenter-option", "guided_radius"])
+    assert exc.value.code == 2

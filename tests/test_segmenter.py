@@ -25,7 +25,7 @@ def make(seed: int, **options) -> Segmenter:
 
 # The optional inference modes (mirrored-pass averaging, first-click refinement) keep every guarantee.
 OPTIONS = [{}, {"local_corrections": True}, {"flip_average": True}, {"refine_first": "prev"},
-           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}]
+           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}, {"guided_radius": 4}]
 
 
 @pytest.fixture(scope="module")
@@ -433,3 +433,6 @@ def test_bad_option_values_are_refused() -> None:
     for bad in (0, -0.5, 1.5):
         with pytest.raises(ValueError, match="zoom_min_fraction"):
             make(ALL_SEED, zoom_min_fraction=bad)
+    for bad in ({"guided_radius": -1}, {"guided_radius": 4, "guided_eps": 0}):
+        with pytest.raises(ValueError, match="guided"):
+            make(ALL_SEED, **bad)

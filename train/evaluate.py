@@ -383,6 +383,20 @@ def format_table(result: dict) -> str:
 
 # ---------------------------------------------------------------- setup
 
+def parse_segmenter_options(items: Sequence[str]) -> dict:
+    """["KEY=VALUE", ...] -> {KEY: VALUE}, each value read as JSON, else kept as a string."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--segmenter-option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None,
                    backend: str = "auto", options: dict | None = None):
     """(Segmenter, description for the report). weights: a .safetensors file (default: the bundled one) or a
@@ -472,15 +486,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.max_clicks < 1:
         p.error("--max-clicks must be at least 1")
-    a.segmenter_options = {}
-    for item in a.segmenter_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            p.error(f"--segmenter-option takes KEY=VALUE, got {item!r}")
-        try:
-            a.segmenter_options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            a.segmenter_options[key] = value
+    try:
+        a.segmenter_options = parse_segmenter_options(a.segmenter_option)
+    except ValueError as exc:
+        p.error(str(exc))
     if a.limit is not None and a.limit < 1:
         p.error("--limit must be at least 1")
     return a
