@@ -82,7 +82,8 @@ class Segmenter:
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "off",
-                 zoom_min_fraction: float = 0.25, guided_radius: int = 0, guided_eps: float = 0.01):
+                 zoom_min_fraction: float = 0.25, guided_radius: int = 0, guided_eps: float = 0.01,
+                 threshold: float = 0.5):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -113,6 +114,10 @@ class Segmenter:
         if guided_radius < 0 or guided_eps <= 0:
             raise ValueError(f"guided_radius must be >= 0 and guided_eps > 0, got {guided_radius!r}, {guided_eps!r}")
         self.guided_radius = int(guided_radius)
+        # A pixel is in the mask where the probability exceeds `threshold` (compared on the uint8 scale).
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+        self.threshold = float(threshold)
         self.guided_eps = float(guided_eps)
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
@@ -305,7 +310,7 @@ class Segmenter:
         prev = mask if self.refine_first == "prev" else None
         prob, score2 = self._run(image, roi, clicks, prev, window, self.max_side, key[0], key[1])
         refined = np.zeros_like(mask)
-        refined[y0:y1, x0:x1] = (prob > 127) & roi[y0:y1, x0:x1]
+        refined[y0:y1, x0:x1] = (prob > self._cut) & roi[y0:y1, x0:x1]
         cx, cy = int(clicks[0][0]), int(clicks[0][1])
         if not refined[cy, cx]:
             return mask, score  # the zoomed view lost the clicked object: keep what the whole view found
@@ -353,14 +358,14 @@ class Segmenter:
         for k in range(start + 1, len(clicks) + 1):
             if mask is None:
                 prob, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0], key[1])
-                mask = (prob > 127) & roi
+                mask = (prob > self._cut) & roi
                 if self.refine_first != "off" and mask.any():
                     mask, score = self._refine(image, roi, clicks[:1], mask, score, key)
             else:
                 window = self._zoom_window(mask, clicks[:k], (h, w), self.zoom_min_fraction)
                 prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side, key[0], key[1])
                 x0, y0, x1, y1 = window
-                new_window = (prob > 127) & roi[y0:y1, x0:x1]
+                new_window = (prob > self._cut) & roi[y0:y1, x0:x1]
                 apply = self._apply_correction if self.local_corrections else self._apply_window
                 mask = apply(mask, new_window, clicks[k - 1], roi, window)
         self._last = (key, list(clicks), mask, score)
@@ -401,7 +406,7 @@ class Segmenter:
                 break
             runs += 1
             prob, score = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
-            mask = (prob > 127) & remaining
+            mask = (prob > self._cut) & remaining
             if mask.sum() >= min_area and mask[py, px] and score >= min_score:
                 segments.append((prob, mask))
                 remaining &= ~mask
@@ -416,14 +421,14 @@ class Segmenter:
             if progress is not None and progress(1.0 - candidates.sum() / total) is False:
                 cancelled = True
                 break
-        labels = self._labels_at_full_res(segments, roi, (h, w), (sw, sh))
+        labels = self._labels_at_full_res(segments, roi, (h, w), (sw, sh), self._cut)
         if progress is not None and not cancelled:
             progress(1.0)
         return labels
 
     @staticmethod
-    def _labels_at_full_res(segments, roi: np.ndarray, shape: tuple[int, int], small_size: tuple[int, int]
-                            ) -> np.ndarray:
+    def _labels_at_full_res(segments, roi: np.ndarray, shape: tuple[int, int], small_size: tuple[int, int],
+                            cut: int = 127) -> np.ndarray:
         """Each segment's probabilities upsampled inside its bounding box, so boundaries are smooth at full
         resolution without ever holding a full-resolution map per segment."""
         h, w = shape
@@ -441,9 +446,14 @@ class Segmenter:
             # Resizing only the box keeps every temporary at the size of one segment's box, in bytes.
             crop = np.where(mask[y0:y1, x0:x1], prob[y0:y1, x0:x1], 0).astype(np.uint8)
             up = cv2.resize(crop, (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_LINEAR)
-            sel = (up > 127) & (labels[Y0:Y1, X0:X1] == 0) & roi[Y0:Y1, X0:X1]
+            sel = (up > cut) & (labels[Y0:Y1, X0:X1] == 0) & roi[Y0:Y1, X0:X1]
             labels[Y0:Y1, X0:X1][sel] = k
         return labels
+
+    @property
+    def _cut(self) -> int:
+        """The threshold on the uint8 probability scale: mask = prob > _cut."""
+        return int(round(255 * self.threshold)) - 1  # 0.5 -> 127, as the sigmoid's > 0.5 on uint8
 
     # ---- input checks ----
     @staticmethod

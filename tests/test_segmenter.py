@@ -25,7 +25,8 @@ def make(seed: int, **options) -> Segmenter:
 
 # The optional inference modes (mirrored-pass averaging, first-click refinement) keep every guarantee.
 OPTIONS = [{}, {"local_corrections": True}, {"flip_average": True}, {"refine_first": "prev"},
-           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}, {"guided_radius": 4}]
+           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}, {"guided_radius": 4},
+           {"threshold": 0.4}]
 
 
 @pytest.fixture(scope="module")
@@ -433,6 +434,18 @@ def test_bad_option_values_are_refused() -> None:
     for bad in (0, -0.5, 1.5):
         with pytest.raises(ValueError, match="zoom_min_fraction"):
             make(ALL_SEED, zoom_min_fraction=bad)
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ValueError, match="threshold"):
+            make(ALL_SEED, threshold=bad)
     for bad in ({"guided_radius": -1}, {"guided_radius": 4, "guided_eps": 0}):
         with pytest.raises(ValueError, match="guided"):
             make(ALL_SEED, **bad)
+
+
+def test_a_higher_threshold_gives_a_smaller_mask(scene: np.ndarray) -> None:
+    """The first click's mask at threshold 0.7 lies inside the one at 0.3 (the same probabilities, cut higher)."""
+    h, w = scene.shape[:2]
+    low = make(PARTIAL_SEED, threshold=0.3).predict(scene, [(w // 2, h // 2, True)]).mask
+    high = make(PARTIAL_SEED, threshold=0.7).predict(scene, [(w // 2, h // 2, True)]).mask
+    assert not (high & ~low).any()
+    assert low.sum() > high.sum()
