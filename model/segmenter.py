@@ -82,7 +82,7 @@ class Segmenter:
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "off",
-                 zoom_min_fraction: float = 0.25, guided_radius: int = 0, guided_eps: float = 0.01,
+                 zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
                  threshold: float = 0.5):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
@@ -110,7 +110,8 @@ class Segmenter:
         self.zoom_min_fraction = float(zoom_min_fraction)
         self.refine_first = refine_first
         # guided_radius > 0: the probabilities pass through a colour guided filter at the net's internal size
-        # (model/guided.py), so outlines follow the image's edges; radius in internal pixels.
+        # (model/guided.py), so outlines follow the image's edges; radius in internal pixels, 0 = off. Radius 4,
+        # eps 0.01 needed fewer clicks on all three held-out sets (session 9, README), for ~20 ms a click.
         if guided_radius < 0 or guided_eps <= 0:
             raise ValueError(f"guided_radius must be >= 0 and guided_eps > 0, got {guided_radius!r}, {guided_eps!r}")
         self.guided_radius = int(guided_radius)

@@ -25,7 +25,7 @@ def make(seed: int, **options) -> Segmenter:
 
 # The optional inference modes (mirrored-pass averaging, first-click refinement) keep every guarantee.
 OPTIONS = [{}, {"local_corrections": True}, {"flip_average": True}, {"refine_first": "prev"},
-           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}, {"guided_radius": 4},
+           {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}, {"guided_radius": 0},
            {"threshold": 0.4}]
 
 
