@@ -100,9 +100,9 @@ class Segmenter:
         # flip_average: each pass also runs on the mirrored window and the two logits are averaged (twice the net
         # time). refine_first: after the first click, run it again in a zoomed window around the mask found, so a
         # small object is seen at the net's full internal resolution ("prev": with that mask as the previous-mask
-        # channel, "fresh": without it, "off").
-        if refine_first not in ("off", "prev", "fresh"):
-            raise ValueError(f"refine_first must be 'off', 'prev' or 'fresh', got {refine_first!r}")
+        # channel, "fresh": without it, "best": as "prev" but kept only if the net scores it higher, "off").
+        if refine_first not in ("off", "prev", "fresh", "best"):
+            raise ValueError(f"refine_first must be 'off', 'prev', 'fresh' or 'best', got {refine_first!r}")
         self.flip_average = bool(flip_average)
         # The smallest zoom window, as a fraction of the image's long side: smaller shows small objects larger.
         if not 0 < zoom_min_fraction <= 1:
@@ -308,13 +308,15 @@ class Segmenter:
         x0, y0, x1, y1 = window
         if (x1 - x0) * (y1 - y0) > 0.5 * h * w:
             return mask, score
-        prev = mask if self.refine_first == "prev" else None
+        prev = mask if self.refine_first in ("prev", "best") else None
         prob, score2 = self._run(image, roi, clicks, prev, window, self.max_side, key[0], key[1])
         refined = np.zeros_like(mask)
         refined[y0:y1, x0:x1] = (prob > self._cut) & roi[y0:y1, x0:x1]
         cx, cy = int(clicks[0][0]), int(clicks[0][1])
         if not refined[cy, cx]:
             return mask, score  # the zoomed view lost the clicked object: keep what the whole view found
+        if self.refine_first == "best" and score2 < score:
+            return mask, score  # "best": the view whose mask the net's own score (predicted IoU) rates higher
         return refined, score2
 
     @staticmethod

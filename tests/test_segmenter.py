@@ -26,7 +26,7 @@ def make(seed: int, **options) -> Segmenter:
 # The optional inference modes (mirrored-pass averaging, first-click refinement) keep every guarantee.
 OPTIONS = [{}, {"local_corrections": True}, {"flip_average": True}, {"refine_first": "prev"},
            {"refine_first": "fresh"}, {"zoom_min_fraction": 0.1, "refine_first": "prev"}, {"guided_radius": 0},
-           {"threshold": 0.4}]
+           {"threshold": 0.4}, {"refine_first": "best"}]
 
 
 @pytest.fixture(scope="module")
@@ -449,3 +449,22 @@ def test_a_higher_threshold_gives_a_smaller_mask(scene: np.ndarray) -> None:
     high = make(PARTIAL_SEED, threshold=0.7).predict(scene, [(w // 2, h // 2, True)]).mask
     assert not (high & ~low).any()
     assert low.sum() > high.sum()
+
+
+@pytest.mark.parametrize("seed", [ALL_SEED, 2])
+def test_refine_best_never_scores_below_the_whole_view(seed: int) -> None:
+    """refine_first="best" keeps the zoomed first-click mask only when the net rates it higher. A small ROI
+    keeps the mask small, so the zoomed second pass really runs (it changes the score under "prev")."""
+    scene = SyntheticScenes(1, size=(240, 320), seed=3)[0].image
+    zoom_changed = 0
+    for x, y in [(40, 40), (160, 120), (280, 200)]:
+        roi = np.zeros(scene.shape[:2], bool)
+        roi[max(0, y - 30):y + 30, max(0, x - 30):x + 30] = True
+        whole = make(seed).predict(scene, [(x, y, True)], roi=roi)
+        best = make(seed, refine_first="best").predict(scene, [(x, y, True)], roi=roi)
+        prev = make(seed, refine_first="prev").predict(scene, [(x, y, True)], roi=roi)
+        zoom_changed += abs(prev.score - whole.score) > 1e-6
+        assert best.score >= whole.score - 1e-6
+        if best.score == whole.score:
+            assert np.array_equal(best.mask, whole.mask)
+    assert zoom_changed
