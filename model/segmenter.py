@@ -81,7 +81,7 @@ class Segmenter:
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
-                 backend: str = "auto", flip_average: bool = False, refine_first: str = "off",
+                 backend: str = "auto", flip_average: bool = False, refine_first: str = "best",
                  zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
                  threshold: float = 0.5):
         self.device = str(device)
@@ -101,6 +101,8 @@ class Segmenter:
         # time). refine_first: after the first click, run it again in a zoomed window around the mask found, so a
         # small object is seen at the net's full internal resolution ("prev": with that mask as the previous-mask
         # channel, "fresh": without it, "best": as "prev" but kept only if the net scores it higher, "off").
+        # "best" is the default since session 9: a better first click on all three held-out sets (IoU@1 photos
+        # 0.616 -> 0.652) at the same number of clicks; one more net pass when the first mask is small.
         if refine_first not in ("off", "prev", "fresh", "best"):
             raise ValueError(f"refine_first must be 'off', 'prev', 'fresh' or 'best', got {refine_first!r}")
         self.flip_average = bool(flip_average)
