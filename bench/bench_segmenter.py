@@ -195,6 +195,8 @@ def run_probe(args, size: str) -> dict:
         cmd.append("--synthetic")
     if args.large_peer:
         cmd.append("--large-peer")
+    for item in args.segmenter_option:
+        cmd += ["--segmenter-option", item]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
     if res.returncode != 0:
         raise RuntimeError(f"memory probe for {size} failed:\n{res.stderr[-2000:]}")
@@ -206,14 +208,14 @@ def _segmenter(args):
     from model import WeightsError
 
     try:
-        return load_segmenter(args.weights, args.random_init, 0, "cpu")
+        return load_segmenter(args.weights, args.random_init, 0, "cpu", options=args.segmenter_options)
     except WeightsError as exc:
         if args.weights:
             raise
         # No bundled weights yet: latency does not depend on the weights' values, but segment_image's
         # segment count does, so the report says so.
         print(f"no bundled weights ({exc}); measuring an untrained net", file=sys.stderr)
-        seg, desc = load_segmenter(None, True, 0, "cpu")
+        seg, desc = load_segmenter(None, True, 0, "cpu", options=args.segmenter_options)
         desc["name"] += " (fallback: no bundled weights)"
         return seg, desc
 
@@ -382,7 +384,8 @@ def run_bench(args) -> dict:
         memory["small"] = run_probe(args, f"{SIZE[0]}x{SIZE[1]}")
         memory["large"] = run_probe(args, args.large)
     return {"command": " ".join(shlex.quote(a) for a in [sys.argv[0]] + args.argv),
-            "weights": weights, "images_source": source, "image_size": list(SIZE), "n_images": len(images),
+            "weights": weights, "segmenter_options": args.segmenter_options, "images_source": source,
+            "image_size": list(SIZE), "n_images": len(images),
             "clicks_per_image": args.clicks, "threads": args.threads, "device": seg.device,
             "net_internal_side": seg.max_side, "methods": methods, "memory": memory, "per_image": per_image}
 
@@ -449,8 +452,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true", help="synthetic images even when real data is there")
     p.add_argument("--runtimes", help="compare inference runtimes instead: 'all' or a comma-separated list "
                    "(bench/runtime_candidates.py)")
+    p.add_argument("--segmenter-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Segmenter keyword argument, e.g. guided_radius=0 (repeatable; JSON values)")
     p.add_argument("--_probe-size", dest="probe_size", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    from train.evaluate import parse_segmenter_options
+
+    try:
+        a.segmenter_options = parse_segmenter_options(a.segmenter_option)
+    except ValueError as exc:
+        p.error(str(exc))
     a.argv = argv
     return a
 

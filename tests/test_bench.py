@@ -22,11 +22,13 @@ def test_bench_tiny_run_writes_table_and_json(tmp_path, capsys):
     bench = _bench()
     out = tmp_path / "bench.json"
     assert bench.main(["--random-init", "--synthetic", "--images", "1", "--clicks", "2", "--threads", "1",
-                       "--no-peer-full", "--large", "400x300", "--large-clicks", "1", "--json", str(out)]) == 0
+                       "--no-peer-full", "--large", "400x300", "--large-clicks", "1", "--json", str(out),
+                       "--segmenter-option", "max_side=320"]) == 0
     table = capsys.readouterr().out
     assert "click latency p50 (ms)" in table and "net/grabcut" in table and "400x300" in table
     r = json.loads(out.read_text())
     assert r["image_size"] == [640, 480] and r["images_source"] == "synthetic" and r["threads"] == 1
+    assert r["segmenter_options"] == {"max_side": 320} and r["net_internal_side"] == 320  # reached the Segmenter
     for name in ("net", "grabcut"):
         click = r["methods"][name]["click"]
         assert click["n"] == 2 and 0 < click["p50"] <= click["p90"]
