@@ -71,6 +71,24 @@ def test_training_lowers_the_loss_on_a_fixed_set(tmp_path: Path, monkeypatch: py
     assert 0.0 <= float(rows[-1]["val_iou"]) <= 1.0  # validated at the last step
 
 
+def test_keep_every_leaves_loadable_snapshots_of_a_run(tmp_path: Path) -> None:
+    """A long run's intermediate weights stay on disk, each loadable by the Segmenter, so they can be compared
+    on held-out data afterwards; the last one equals the run's final weights."""
+    out = tmp_path / "run"
+    train(_cfg(out, steps=4, keep_every=2))
+    snaps = sorted((out / "snapshots").glob("*.safetensors"))
+    assert [p.name for p in snaps] == ["step_000002.safetensors", "step_000004.safetensors"]
+    final, _ = load_weights(out / "weights.safetensors")
+    last, info = load_weights(snaps[-1])
+    assert info["steps"] == 4
+    for k, v in final.items():
+        assert torch.equal(last[k], v), k
+    first, _ = load_weights(snaps[0])
+    assert any(not torch.equal(first[k], v) for k, v in final.items())
+    seg = Segmenter.from_pretrained(snaps[0], device="cpu", max_side=96)
+    assert seg.predict(np.zeros((40, 50, 3), np.uint8), [(10, 10, True)]).mask.shape == (40, 50)
+
+
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(_cfg(out, steps=3))

@@ -38,6 +38,9 @@ class TrainConfig:
     val_every: int = 200
     val_examples: int = 64
     ckpt_every: int = 100
+    # Every this many steps a weights-only snapshot snapshots/step_NNNNNN.safetensors is kept (0 = none), so
+    # checkpoints of a long run can be compared on held-out data after it ends (the resume checkpoint is overwritten).
+    keep_every: int = 0
     log_every: int = 10
     workers: int = 1
     seed: int = 0
@@ -386,6 +389,10 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
                 losses, ious = [], []
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+            if cfg.keep_every and step % cfg.keep_every == 0:
+                (out / "snapshots").mkdir(exist_ok=True)
+                save_weights(net, out / "snapshots" / f"step_{step:06d}.safetensors",
+                             {"steps": step, "sources": cfg.sources, "crop": cfg.crop, "val_iou": last_val})
         if stop_file and os.path.exists(stop_file):
             stopped = True
             break
