@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .guided import guided_filter
+from .guided import GuidedFilter
 from .encoding import CLICK_RADIUS, Click, encode_pointer, normalize_image
 from .net import PointerSegNet, fuse_for_inference
 from .runtime import make_runner
@@ -126,6 +126,7 @@ class Segmenter:
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
         self._pyramid: tuple | None = None    # (image key, [image, image/2, ...]) for correction windows
+        self._guide: tuple | None = None      # ((image key, window, side, radius, eps), GuidedFilter)
 
     # ---- construction ----
     @classmethod
@@ -233,7 +234,16 @@ class Segmenter:
         # sigmoid(l) > 0.5 <=> l > 0: the uint8 probability map keeps the decision and smooth upsampling.
         prob = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits[0, 0, :nh, :nw], np.float32), -30, 30)))
         if self.guided_radius > 0:
-            prob = np.clip(guided_filter(small, prob, self.guided_radius, self.guided_eps), 0.0, 1.0)
+            # The guide's statistics are kept while image, window and side stay the same: segment_image's
+            # pointers all run on one image, so each pays only for filtering its own map.
+            guide_key = (image_key, window, side, self.guided_radius, self.guided_eps) if image_key else None
+            if guide_key is not None and self._guide is not None and self._guide[0] == guide_key:
+                guide = self._guide[1]
+            else:
+                guide = GuidedFilter(small, self.guided_radius, self.guided_eps)
+                if guide_key is not None:
+                    self._guide = (guide_key, guide)
+            prob = np.clip(guide(prob), 0.0, 1.0)
         prob = (255.0 * prob).round().astype(np.uint8)
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(score)[0]))))
         return cv2.resize(prob, (ww, wh), interpolation=cv2.INTER_LINEAR), score
@@ -396,6 +406,7 @@ class Segmenter:
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         roi_small = cv2.resize(roi.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        small_key = "segment_image" + _fingerprint(small)  # lets _run reuse the guide filter's statistics
         remaining = roi_small.copy()      # not yet assigned to a segment
         candidates = roi_small.copy()     # where a next pointer may still go
         total = max(1, int(roi_small.sum()))
@@ -410,7 +421,8 @@ class Segmenter:
             if dist[py, px] < min_radius:
                 break
             runs += 1
-            prob, score = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side)
+            prob, score = self._run(small, remaining, [(float(px), float(py), True)], None, (0, 0, sw, sh), side,
+                                    small_key)
             mask = (prob > self._cut) & remaining
             if mask.sum() >= min_area and mask[py, px] and score >= min_score:
                 segments.append((prob, mask))

@@ -46,3 +46,45 @@ def test_radius_zero_is_identity_and_bad_guide_is_refused() -> None:
     assert np.array_equal(guided_filter(image, p, 0, 1e-2), p)
     with pytest.raises(ValueError):
         guided_filter(image[:10], p, 2, 1e-2)
+
+
+def test_one_guide_filters_many_maps_as_fresh_filters_do() -> None:
+    """segment_image filters every pointer's map with the same guide: reusing its statistics changes nothing."""
+    from model.guided import GuidedFilter
+    image, truth = _scene()
+    guide = GuidedFilter(image, 4, 0.01)
+    for shift in (0, 3, 7):
+        coarse = cv2.GaussianBlur(np.roll(truth, shift, axis=0).astype(np.float32), (0, 0), 3)
+        np.testing.assert_allclose(guide(coarse), guided_filter(image, coarse, 4, 0.01), atol=1e-5)
+    with pytest.raises(ValueError):
+        guide(np.zeros((10, 10), np.float32))
+
+
+def test_segment_image_with_a_reused_guide_matches_a_fresh_filter_per_pointer(monkeypatch) -> None:
+    import model.segmenter as segmenter_module
+    from model import Segmenter
+    from model.guided import GuidedFilter
+    image, _ = _scene(120, 160)
+    seg = Segmenter.random_init(seed=3, full_image_side=96)
+    built = []
+
+    class Counting(GuidedFilter):
+        def __init__(self, *a, **k):
+            built.append(1)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(segmenter_module, "GuidedFilter", Counting)
+    reused = seg.segment_image(image, min_score=0.0, min_area_fraction=0.001)
+    runs = len(built)
+    # Fresh filter per pointer: forget the guide before every run.
+    original_run = seg._run
+
+    def forgetful_run(*a, **k):
+        seg._guide = None
+        return original_run(*a, **k)
+
+    monkeypatch.setattr(seg, "_run", forgetful_run)
+    built.clear()
+    fresh = seg.segment_image(image, min_score=0.0, min_area_fraction=0.001)
+    assert runs == 1 and len(built) > 1  # the reuse really happened, and the comparison really ran fresh
+    np.testing.assert_array_equal(reused, fresh)
