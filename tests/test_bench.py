@@ -101,3 +101,23 @@ def test_tune_full_image_uses_only_the_held_out_split(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         tune.main(["--data", f"semantic:{tmp_path}", "--random-init", "--segmenter-option", "guided_radius"])
     assert exc.value.code == 2
+
+
+def test_guide_reuse_ab_times_both_arms_on_the_same_images(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("guide_reuse_ab", ROOT / "bench" / "guide_reuse_ab.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import cv2
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        cv2.imwrite(str(tmp_path / f"im{k}.png"), rng.integers(0, 255, (60, 80, 3), np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "ab.json"
+    assert mod.main(["--images", str(tmp_path / "*.png"), "--random-init", "--rounds", "2", "--threads", "1",
+                     "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["reused"]["n"] == r["rebuilt"]["n"] == 4  # 2 readable images x 2 rounds, the broken file skipped
+    assert r["median_ratio_rebuilt_over_reused"] > 0
+    assert "rebuilt/reused" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        mod.main(["--images", str(tmp_path / "*.jpg"), "--random-init"])
