@@ -416,6 +416,29 @@ def test_segment_image_leaves_segments_the_net_rates_poorly_unassigned(seg: Segm
     assert not nothing.any()
 
 
+def test_segment_image_still_reaches_a_small_region_inside_a_missed_area() -> None:
+    """A miss at the centre of a large unlabelled area must not rule out the smaller regions inside it: here
+    the net (stubbed) finds only one 24x24 region, which lies wholly inside the first pointer's inscribed disk."""
+    seg = Segmenter.random_init(ALL_SEED, full_image_side=120)  # pointers in image pixels
+    image = np.zeros((120, 120, 3), np.uint8)  # square: the first pointer is at the centre, its disk reaches the edges
+    target = np.zeros((120, 120), bool)
+    target[40:64, 70:94] = True
+
+    def stub_run(img, roi, clicks, prev, window, side, *keys):
+        (x, y, _), = clicks
+        if target[int(y), int(x)]:
+            return target.astype(np.uint8) * 255, 0.9
+        return np.zeros(roi.shape, np.uint8), 0.1  # a miss: nothing found at this pointer
+
+    seg._run = stub_run
+    whole_disk = seg.segment_image(image, miss_disk_fraction=1.0)
+    labels = seg.segment_image(image)
+    assert not whole_disk.any()  # the old rule: the first miss wiped the region from every later pointer
+    assert labels.max() == 1 and np.array_equal(labels == 1, target)
+    with pytest.raises(ValueError, match="miss_disk_fraction"):
+        seg.segment_image(image, miss_disk_fraction=0)
+
+
 def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:
     h, w = scene.shape[:2]  # 120x160: at max_side 160 the net sees the pixels unresized
     seg = make(PARTIAL_SEED, flip_average=True)
