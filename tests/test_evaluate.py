@@ -362,6 +362,33 @@ def test_grabcut_peer_follows_clicks():
     assert not peer.predict(img, [(bx, by, True)], roi=roi).any()
 
 
+def test_full_image_peers_follow_the_nets_pointer_rule_after_a_miss(monkeypatch) -> None:
+    """Same protocol for peer and net: after a miss the peer clears the same part of the missed pointer's
+    inscribed disk as Segmenter.segment_image does, so it gets as many further pointers."""
+    import inspect
+
+    from model.segmenter import Segmenter
+    from train.evaluate import GrabCutMethod
+    from train.peers import GrabCutPeer
+
+    method = GrabCutMethod(full_image_side=120)
+    net_rule = inspect.signature(Segmenter.segment_image).parameters["miss_disk_fraction"].default
+    assert method.miss_disk_fraction == net_rule < 1.0
+    pointers: list[tuple] = []
+
+    def always_miss(self, image, clicks, roi=None):
+        pointers.append(clicks[0])
+        return np.zeros(image.shape[:2], bool)
+
+    monkeypatch.setattr(GrabCutPeer, "predict", always_miss)
+    image = np.zeros((120, 120, 3), np.uint8)
+    assert not method.segment_image(image).any()
+    with_net_rule = len(pointers)
+    pointers.clear()
+    GrabCutPeer().segment_image(image, side=120, min_area_fraction=method.min_area_fraction, miss_disk_fraction=1.0)
+    assert with_net_rule > len(pointers) >= 1
+
+
 def test_grabcut_peer_segment_image_finds_regions():
     img, labels = _scene(np.random.default_rng(6))
     out = GrabCutPeer().segment_image(img)

@@ -133,12 +133,16 @@ class NetMethod:
         return self.segmenter.segment_image(image)
 
 
-def _net_min_area_fraction() -> float:
+def _net_full_image_default(name: str) -> float:
     import inspect
 
     from model.segmenter import Segmenter
 
-    return float(inspect.signature(Segmenter.segment_image).parameters["min_area_fraction"].default)
+    return float(inspect.signature(Segmenter.segment_image).parameters[name].default)
+
+
+def _net_min_area_fraction() -> float:
+    return _net_full_image_default("min_area_fraction")
 
 
 
@@ -154,12 +158,14 @@ class GrabCutMethod:
         self.full_image_side = full_image_side
         # Full-image mode: by default the smallest segment kept is the net's (same protocol for both).
         self.min_area_fraction = _net_min_area_fraction() if min_area_fraction is None else min_area_fraction
+        self.miss_disk_fraction = _net_full_image_default("miss_disk_fraction")  # the net's pointer rule too
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
         return self.peer.predict(image, list(clicks), roi=None)
 
     def segment_image(self, image: np.ndarray) -> np.ndarray:
-        return self.peer.segment_image(image, side=self.full_image_side, min_area_fraction=self.min_area_fraction)
+        return self.peer.segment_image(image, side=self.full_image_side, min_area_fraction=self.min_area_fraction,
+                                       miss_disk_fraction=self.miss_disk_fraction)
 
 
 # ---------------------------------------------------------------- protocol

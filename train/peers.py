@@ -160,9 +160,10 @@ class GrabCutPeer:
     # ---- full image ----
     def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None, max_segments: int = 50,
                       min_area_fraction: float = 0.001, side: int = 320,
-                      time_limit: float | None = None) -> np.ndarray:
+                      time_limit: float | None = None, miss_disk_fraction: float = 1.0) -> np.ndarray:
         """HxW int32 label map (0 = unassigned) by sequential GrabCut from interior-most points, as
-        `Segmenter.segment_image` does with the net. Stops early after `time_limit` seconds if given."""
+        `Segmenter.segment_image` does with the net (after a miss, no later pointer within `miss_disk_fraction`
+        of the missed pointer's distance to the edge of what is left). Stops early after `time_limit` seconds."""
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         roi_b = np.ones((h, w), bool) if roi is None else np.asarray(roi, bool)
@@ -188,7 +189,7 @@ class GrabCutPeer:
                 remaining &= ~mask
                 candidates &= ~mask
             else:
-                r = max(2, int(dist[py, px]))
+                r = max(2, int(miss_disk_fraction * dist[py, px]))
                 cv2.circle(candidates.view(np.uint8), (int(px), int(py)), r, 0, -1)
         self._state = None
         if scale == 1.0:
