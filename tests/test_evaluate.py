@@ -296,6 +296,11 @@ def test_full_mode_on_coco_panoptic(coco_json, tmp_path, capsys):
     r2 = _run(["full", "--data", f"coco:{coco_json}", "--peer", "grabcut", "--limit", "2", "--peer-min-area", "0.9"],
               tmp_path / "full2.json")
     assert r2["settings"]["peer_min_area_fraction"] == 0.9
+    r3 = _run(["full", "--data", f"coco:{coco_json}", "--peer", "grabcut", "--limit", "1", "--peer-miss-disk", "1.0"],
+              tmp_path / "full3.json")
+    assert r3["settings"]["peer_miss_disk_fraction"] == 1.0
+    assert r["settings"]["peer_miss_disk_fraction"] == inspect.signature(
+        Segmenter.segment_image).parameters["miss_disk_fraction"].default
     assert r2["methods"]["grabcut"]["tp"] == r2["methods"]["grabcut"]["fp"] == 0
 
 

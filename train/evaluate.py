@@ -150,7 +150,8 @@ class GrabCutMethod:
     """A GrabCut driver of train.peers (`variant`: "grabcut" chained, "grabcut-fresh") with the evaluator's
     method interface."""
 
-    def __init__(self, full_image_side: int = 320, variant: str = "grabcut", min_area_fraction: float | None = None):
+    def __init__(self, full_image_side: int = 320, variant: str = "grabcut", min_area_fraction: float | None = None,
+                 miss_disk_fraction: float | None = None):
         from .peers import PEERS
 
         self.peer = PEERS[variant]()
@@ -158,7 +159,9 @@ class GrabCutMethod:
         self.full_image_side = full_image_side
         # Full-image mode: by default the smallest segment kept is the net's (same protocol for both).
         self.min_area_fraction = _net_min_area_fraction() if min_area_fraction is None else min_area_fraction
-        self.miss_disk_fraction = _net_full_image_default("miss_disk_fraction")  # the net's pointer rule too
+        # ... and so is the pointer rule after a miss, unless set (--peer-miss-disk).
+        self.miss_disk_fraction = (_net_full_image_default("miss_disk_fraction") if miss_disk_fraction is None
+                                   else miss_disk_fraction)
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
         return self.peer.predict(image, list(clicks), roi=None)
@@ -469,6 +472,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      "default: the bundled weights")
     g.add_argument("--random-init", action="store_true", help="an untrained net (tests, plumbing)")
     p.add_argument("--peer", choices=["grabcut"], help="run a peer method on the same images and protocol")
+    p.add_argument("--peer-miss-disk", type=float,
+                   help="full mode: the peers' pointer rule after a miss (default: the net's, "
+                        "Segmenter.segment_image's miss_disk_fraction; 1.0 was the peers' stronger setting on CamVid val)")
     p.add_argument("--peer-min-area", type=float,
                    help="full mode: the smallest segment the peer keeps, as a fraction of the image (default: the "
                         "net's, Segmenter.segment_image's min_area_fraction)")
@@ -537,13 +543,15 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if args.peer == "grabcut":
         # Both ways of driving GrabCut with clicks; the net is compared with the stronger of the two.
         peers = ["grabcut", "grabcut-fresh"]
-        methods += [GrabCutMethod(segmenter.full_image_side, variant, args.peer_min_area) for variant in peers]
+        methods += [GrabCutMethod(segmenter.full_image_side, variant, args.peer_min_area, args.peer_miss_disk)
+                    for variant in peers]
         peer_note = ("grabcut: chained state, square seed at the first click; grabcut-fresh: afresh per click, "
                      "40 px probable-foreground disks at positive clicks (train/peers.py)")
         if args.mode == "full":
             peer_note += (f"; both as sequential GrabCut from interior-most points at long side "
                           f"{segmenter.full_image_side}, as the net's segment_image, keeping segments of at least "
-                          f"{methods[-1].min_area_fraction:g} of the image")
+                          f"{methods[-1].min_area_fraction:g} of the image, clearing {methods[-1].miss_disk_fraction:g} "
+                          f"of a missed pointer's inscribed disk")
     names = [m.name for m in methods]
     run = {"single": eval_single, "clicks": eval_clicks, "full": eval_full}[args.mode]
     rng = np.random.default_rng(args.seed)
@@ -574,7 +582,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                      "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
                      "seed": args.seed, "limit": args.limit,
                      "held_out": args.held_out, "peer": args.peer, "device": segmenter.device,
-                     "peer_min_area_fraction": methods[-1].min_area_fraction if peers else None},
+                     "peer_min_area_fraction": methods[-1].min_area_fraction if peers else None,
+                     "peer_miss_disk_fraction": methods[-1].miss_disk_fraction if peers else None},
         "n_images": len(per_image),
         "n_objects": sum(len(im.get("objects", [])) for im in per_image),
         "skipped": skipped,
