@@ -299,6 +299,9 @@ def test_full_mode_on_coco_panoptic(coco_json, tmp_path, capsys):
     r3 = _run(["full", "--data", f"coco:{coco_json}", "--peer", "grabcut", "--limit", "1", "--peer-miss-disk", "1.0"],
               tmp_path / "full3.json")
     assert r3["settings"]["peer_miss_disk_fraction"] == 1.0
+    assert r3["settings"]["net_full_options"] == {}
+    r4 = _run(["full", "--data", f"coco:{coco_json}", "--limit", "1", "--miss-disk", "1.0"], tmp_path / "full4.json")
+    assert r4["settings"]["net_full_options"] == {"miss_disk_fraction": 1.0}
     assert r["settings"]["peer_miss_disk_fraction"] == inspect.signature(
         Segmenter.segment_image).parameters["miss_disk_fraction"].default
     assert r2["methods"]["grabcut"]["tp"] == r2["methods"]["grabcut"]["fp"] == 0

@@ -121,8 +121,9 @@ class NetMethod:
 
     name = "net"
 
-    def __init__(self, segmenter):
+    def __init__(self, segmenter, full_options: dict | None = None):
         self.segmenter = segmenter
+        self.full_options = dict(full_options or {})  # segment_image keyword arguments (full mode)
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
         # roi=None: the whole image, as the benchmark protocol has it. The Segmenter caches the chain, so the
@@ -130,7 +131,7 @@ class NetMethod:
         return self.segmenter.predict(image, list(clicks), roi=None).mask
 
     def segment_image(self, image: np.ndarray) -> np.ndarray:
-        return self.segmenter.segment_image(image)
+        return self.segmenter.segment_image(image, **self.full_options)
 
 
 def _net_full_image_default(name: str) -> float:
@@ -472,6 +473,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      "default: the bundled weights")
     g.add_argument("--random-init", action="store_true", help="an untrained net (tests, plumbing)")
     p.add_argument("--peer", choices=["grabcut"], help="run a peer method on the same images and protocol")
+    p.add_argument("--miss-disk", type=float,
+                   help="full mode: the net's pointer rule after a miss, Segmenter.segment_image's "
+                        "miss_disk_fraction (default: its default)")
     p.add_argument("--peer-miss-disk", type=float,
                    help="full mode: the peers' pointer rule after a miss (default: the net's, "
                         "Segmenter.segment_image's miss_disk_fraction; 1.0 was the peers' stronger setting on CamVid val)")
@@ -537,7 +541,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         if not args.segmenter_options or isinstance(exc, WeightsError):
             raise
         raise DataError(f"--segmenter-option {args.segmenter_options}: {exc}") from exc
-    methods: list = [NetMethod(segmenter)]
+    methods: list = [NetMethod(segmenter, {"miss_disk_fraction": args.miss_disk}
+                                if getattr(args, "miss_disk", None) is not None else None)]
     peer_note = None
     peers: list[str] = []
     if args.peer == "grabcut":
@@ -582,6 +587,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                      "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
                      "seed": args.seed, "limit": args.limit,
                      "held_out": args.held_out, "peer": args.peer, "device": segmenter.device,
+                     "net_full_options": methods[0].full_options,
                      "peer_min_area_fraction": methods[-1].min_area_fraction if peers else None,
                      "peer_miss_disk_fraction": methods[-1].miss_disk_fraction if peers else None},
         "n_images": len(per_image),
