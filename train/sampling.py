@@ -25,6 +25,11 @@ class SamplingConfig:
     p_roi_remainder: float = 0.4    # ROI = what is left after other segments were labelled (needs full labels)
     max_extra_clicks: int = 3
     p_center_click: float = 0.5     # first click at the interior-most point, as the click protocol does
+    # Examples posed as Segmenter.segment_image poses them (fully labelled sources only): the whole image at
+    # about the scale segment_image runs at, ROI = what is left after random other segments were labelled,
+    # the pointer at the interior-most point of the ROI, the target whatever segment lies under it.
+    p_sweep: float = 0.0
+    sweep_scale_range: tuple[float, float] = (0.6, 1.0)
 
 
 def interior_point(mask: np.ndarray, rng: np.random.Generator | None = None) -> tuple[int, int]:
@@ -109,11 +114,12 @@ def _color_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _scale_and_crop(sample: Sample, target_idx: int, cfg: SamplingConfig, rng: np.random.Generator):
+def _scale_and_crop(sample: Sample, target_idx: int, cfg: SamplingConfig, rng: np.random.Generator,
+                    scale_range: tuple[float, float] | None = None):
     """Scale the sample and cut an SxS crop that holds a random pixel of the target segment."""
     s = cfg.size
     h, w = sample.image.shape[:2]
-    scale = s / max(h, w) * float(np.exp(rng.uniform(*np.log(cfg.scale_range))))
+    scale = s / max(h, w) * float(np.exp(rng.uniform(*np.log(scale_range or cfg.scale_range))))
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     tmask = sample.segments[target_idx]
     ys, xs = np.nonzero(tmask)
@@ -141,6 +147,36 @@ def _scale_and_crop(sample: Sample, target_idx: int, cfg: SamplingConfig, rng: n
     return image, target, segs, ignore, inside
 
 
+def _sweep_example(image: np.ndarray, target: np.ndarray, others: list[np.ndarray], ignore: np.ndarray,
+                   inside: np.ndarray, rng: np.random.Generator) -> dict | None:
+    """segment_image's question: the pointer at the interior-most point of what is left, the target the
+    segment under it (which need not be the segment the crop was centred on)."""
+    segments = [target] + others
+    roi = inside.copy()
+    frac = rng.uniform(0.0, 0.9)
+    for m in segments:
+        if rng.random() < frac:
+            roi &= ~m
+    valid = ~ignore
+    if (roi & valid).sum() < MIN_SEGMENT_AREA:
+        return None
+    x, y = interior_point(roi & valid, rng)
+    under = [m for m in segments if m[y, x]]
+    if not under:
+        return None  # unlabelled ground under the pointer: no target to learn
+    target = under[0] & roi
+    if target.sum() < MIN_SEGMENT_AREA // 4:
+        return None
+    s = image.shape[0]
+    return {
+        "image": normalize_image(image),
+        "pointer": encode_pointer(s, s, [(x, y, True)], None),
+        "roi": roi[None].astype(np.float32),
+        "target": target[None].astype(np.float32),
+        "valid": valid[None].astype(np.float32),
+    }
+
+
 def make_example(sample: Sample, rng: np.random.Generator, cfg: SamplingConfig | None = None,
                  fully_labelled: bool | None = None) -> dict | None:
     """One training example as numpy arrays (image, pointer, roi, target, valid), or None if the sample has
@@ -153,9 +189,12 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: SamplingConfig |
         return None
     if fully_labelled is None:
         fully_labelled = len(sample.segments) > 1
+    # (No random draw when p_sweep is 0, so older configurations keep their example streams.)
+    sweep = cfg.p_sweep > 0 and fully_labelled and len(usable) > 1 and rng.random() < cfg.p_sweep
     for _attempt in range(5):
         t_idx = int(usable[rng.integers(len(usable))])
-        image, target, others, ignore, inside = _scale_and_crop(sample, t_idx, cfg, rng)
+        image, target, others, ignore, inside = _scale_and_crop(
+            sample, t_idx, cfg, rng, cfg.sweep_scale_range if sweep else None)
         if target.sum() >= MIN_SEGMENT_AREA // 2:
             break
     else:
@@ -165,6 +204,9 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: SamplingConfig |
         image, target, ignore, inside = (a[:, ::-1].copy() for a in (image, target, ignore, inside))
         others = [o[:, ::-1].copy() for o in others]
     image = _color_jitter(image, rng)
+
+    if sweep:
+        return _sweep_example(image, target, others, ignore, inside, rng)
 
     # ROI: whole image, the unlabelled remainder, or a box around the target.
     r = rng.random()

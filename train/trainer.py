@@ -64,6 +64,8 @@ class TrainConfig:
     # Pixel loss beside soft Dice: "bce", or "nfl", RITM's normalised focal loss (Sofiiuk et al. 2021), which
     # down-weights pixels already right and renormalises so the hard ones (borders, thin parts) carry the gradient.
     loss: str = "bce"
+    # Share of examples from fully labelled sources posed as segment_image poses them (sampling.p_sweep).
+    sweep: float = 0.0
 
 
 def _is_val(name: str, fraction: float) -> bool:
@@ -330,12 +332,13 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         start = int(state["step"])
     model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
 
-    scfg = SamplingConfig(size=cfg.crop)
+    scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep)
     train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction)
     # Replayed data keeps out the files a base run with the default split held out, so the base's validation
     # images stay unseen (they measure forgetting).
     train_sources += split_sources(cfg.replay, TrainConfig.val_fraction)[0]
-    val_set = fixed_examples(val_sources, scfg, cfg.val_examples) if rank == 0 else []
+    # Validation examples stay the same whatever the training mix, so runs compare.
+    val_set = fixed_examples(val_sources, SamplingConfig(size=cfg.crop), cfg.val_examples) if rank == 0 else []
     loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
                         num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
                         prefetch_factor=4 if cfg.workers > 0 else None)
