@@ -32,6 +32,10 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
+def _max_misses(text: str) -> list[int | None]:
+    return [None if v.strip().lower() == "none" else int(v) for v in text.split(",")]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="semantic:../shared/data/camvid/train",
@@ -43,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-area-fraction", default="0.001", help="comma-separated values")
     p.add_argument("--min-score", default="0", help="comma-separated values")
     p.add_argument("--miss-disk-fraction", default="0.5", help="comma-separated values")
+    p.add_argument("--max-misses", default="5",
+                   help="comma-separated values of max_misses_in_a_row; 'none' for no limit")
     p.add_argument("--limit", type=int, help="only the first N held-out images")
     p.add_argument("--segmenter-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a Segmenter keyword argument for every row, e.g. guided_radius=4 (repeatable)")
@@ -74,22 +80,23 @@ def tune(args: argparse.Namespace) -> list[dict]:
     segmenter, _ = load_segmenter(args.weights, args.random_init, options=args.segmenter_options)
     grid = itertools.product([int(v) for v in _floats(args.side)], _floats(args.min_pointer_radius),
                              _floats(args.min_area_fraction), _floats(args.min_score),
-                             _floats(args.miss_disk_fraction))
+                             _floats(args.miss_disk_fraction), _max_misses(args.max_misses))
     rows = []
-    for side, radius, area, score, miss in grid:
+    for side, radius, area, score, miss, max_misses in grid:
         segmenter.full_image_side = side
         counts = {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0}
         seconds = 0.0
         for s in samples:
             t0 = time.perf_counter()
             labels = segmenter.segment_image(s.image, min_area_fraction=area, min_pointer_radius=radius,
-                                             min_score=score, miss_disk_fraction=miss)
+                                             min_score=score, miss_disk_fraction=miss,
+                                             max_misses_in_a_row=max_misses)
             seconds += time.perf_counter() - t0
             r = panoptic_quality(labels, s.segments, s.ignore)
             for k in counts:
                 counts[k] += r[k]
         row = {"side": side, "min_pointer_radius": radius, "min_area_fraction": area, "min_score": score,
-               "miss_disk_fraction": miss,
+               "miss_disk_fraction": miss, "max_misses_in_a_row": max_misses,
                **pq_from_counts(counts["iou_sum"], counts["tp"], counts["fp"], counts["fn"]), **counts,
                "images": len(samples), "seconds_per_image": seconds / len(samples)}
         rows.append(row)
@@ -100,7 +107,8 @@ def tune(args: argparse.Namespace) -> list[dict]:
 
 def _fmt(r: dict) -> str:
     return (f"side {r['side']:4d}  radius {r['min_pointer_radius']:4g}  area {r['min_area_fraction']:6g}  "
-            f"score {r['min_score']:4g}  miss disk {r['miss_disk_fraction']:4g}  PQ {r['pq']:.3f}  SQ {r['sq']:.3f}  RQ {r['rq']:.3f}  "
+            f"score {r['min_score']:4g}  miss disk {r['miss_disk_fraction']:4g}  "
+            f"misses {str(r['max_misses_in_a_row']):>4s}  PQ {r['pq']:.3f}  SQ {r['sq']:.3f}  RQ {r['rq']:.3f}  "
             f"TP {r['tp']:4d}  FP {r['fp']:4d}  FN {r['fn']:4d}  {r['seconds_per_image']:.2f} s/image")
 
 

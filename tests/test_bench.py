@@ -92,6 +92,10 @@ def test_tune_full_image_uses_only_the_held_out_split(tmp_path, capsys):
     strict = next(r for r in rows if r["min_score"] == 1.5)
     assert strict["tp"] == strict["fp"] == 0 and strict["fn"] == 3 * len(held)
     assert "best PQ first" in capsys.readouterr().out
+    # The stop after a run of misses is a grid axis too, 'none' for no limit.
+    assert tune.main(["--data", f"semantic:{tmp_path}", "--random-init", "--side", "64", "--max-misses", "none,2",
+                      "--json", str(out)]) == 0
+    assert sorted(str(r["max_misses_in_a_row"]) for r in json.loads(out.read_text())["rows"]) == ["2", "None"]
     masks = tmp_path / "masks_only"
     assert tune.main(["--data", f"masks:{masks}", "--random-init"]) == 2
     # Segmenter options reach every row and are recorded; a malformed one is a usage error.

@@ -431,12 +431,43 @@ def test_segment_image_still_reaches_a_small_region_inside_a_missed_area() -> No
         return np.zeros(roi.shape, np.uint8), 0.1  # a miss: nothing found at this pointer
 
     seg._run = stub_run
-    whole_disk = seg.segment_image(image, miss_disk_fraction=1.0)
-    labels = seg.segment_image(image)
+    # (Without the stop after a run of misses: reaching the region here takes more misses than its default.)
+    whole_disk = seg.segment_image(image, miss_disk_fraction=1.0, max_misses_in_a_row=None)
+    labels = seg.segment_image(image, max_misses_in_a_row=None)
     assert not whole_disk.any()  # the old rule: the first miss wiped the region from every later pointer
     assert labels.max() == 1 and np.array_equal(labels == 1, target)
     with pytest.raises(ValueError, match="miss_disk_fraction"):
         seg.segment_image(image, miss_disk_fraction=0)
+
+
+def test_segment_image_stops_after_a_run_of_misses() -> None:
+    """max_misses_in_a_row: where the net finds nothing usable again and again, the search gives up instead of
+    trying every last pointer (each a net pass); a found segment starts the count again."""
+    seg = Segmenter.random_init(ALL_SEED, full_image_side=120)
+    image = np.zeros((120, 120, 3), np.uint8)
+    calls: list[tuple[float, float]] = []
+    found = np.zeros((120, 120), bool)
+
+    def stub_run(img, roi, clicks, prev, window, side, *keys):
+        (x, y, _), = clicks
+        calls.append((x, y))
+        if found[int(y), int(x)] and roi[int(y), int(x)]:
+            return found.astype(np.uint8) * 255, 0.9
+        return np.zeros(roi.shape, np.uint8), 0.1
+
+    seg._run = stub_run
+    assert not seg.segment_image(image, max_misses_in_a_row=3).any()
+    assert len(calls) == 3
+    calls.clear()
+    unlimited = seg.segment_image(image, max_misses_in_a_row=None)
+    assert not unlimited.any() and len(calls) > 10  # without the limit it keeps pointing
+    found[30:90, 30:90] = True  # under the first pointer, the image centre
+    calls.clear()
+    labels = seg.segment_image(image, max_misses_in_a_row=2)
+    assert np.array_equal(labels == 1, found) and labels.max() == 1
+    assert len(calls) == 3  # the hit, then two misses in a row
+    with pytest.raises(ValueError, match="max_misses_in_a_row"):
+        seg.segment_image(image, max_misses_in_a_row=0)
 
 
 def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:

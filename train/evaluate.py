@@ -476,6 +476,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--miss-disk", type=float,
                    help="full mode: the net's pointer rule after a miss, Segmenter.segment_image's "
                         "miss_disk_fraction (default: its default)")
+    p.add_argument("--max-misses", choices=["none"] + [str(k) for k in range(1, 51)], metavar="N|none",
+                   help="full mode: the net's stop after this many misses in a row, Segmenter.segment_image's "
+                        "max_misses_in_a_row ('none': no limit; default: its default)")
     p.add_argument("--peer-miss-disk", type=float,
                    help="full mode: the peers' pointer rule after a miss (default: the net's, "
                         "Segmenter.segment_image's miss_disk_fraction; 1.0 was the peers' stronger setting on CamVid val)")
@@ -541,8 +544,12 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         if not args.segmenter_options or isinstance(exc, WeightsError):
             raise
         raise DataError(f"--segmenter-option {args.segmenter_options}: {exc}") from exc
-    methods: list = [NetMethod(segmenter, {"miss_disk_fraction": args.miss_disk}
-                                if getattr(args, "miss_disk", None) is not None else None)]
+    full_options = {}
+    if getattr(args, "miss_disk", None) is not None:
+        full_options["miss_disk_fraction"] = args.miss_disk
+    if getattr(args, "max_misses", None) is not None:
+        full_options["max_misses_in_a_row"] = None if args.max_misses == "none" else int(args.max_misses)
+    methods: list = [NetMethod(segmenter, full_options or None)]
     peer_note = None
     peers: list[str] = []
     if args.peer == "grabcut":
