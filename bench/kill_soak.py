@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import gc
 import os
 import random
 import select
@@ -219,6 +220,18 @@ def _child(project_dir: Path, seed: int, fault_target: int, unsafe_writes: bool,
 
 
 # ------------------------------------------------------------------------------------------------ parent
+def _wait_or_kill(pid: int, deadline: float) -> tuple[int, bool]:
+    """(the child's wait status, whether it was still running at the deadline and had to be killed)."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status, False
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+            return os.waitpid(pid, 0)[1], True
+        time.sleep(0.01)
+
+
 def _read_all(fd: int, deadline: float) -> str:
     chunks = []
     while time.monotonic() < deadline:
@@ -234,8 +247,9 @@ def _read_all(fd: int, deadline: float) -> str:
 
 def run_soak(project_dir: Path, kills: int, seed: int = 0, fault_fraction: float = 0.5,
              max_timer_s: float = 0.4, unsafe_writes: bool = False, max_edits: int = 100_000,
-             log: Optional[callable] = None) -> dict:
-    """Run ``kills`` rounds (see module doc); returns the counts."""
+             log: Optional[callable] = None, child_timeout_s: float = 120.0) -> dict:
+    """Run ``kills`` rounds (see module doc); returns the counts. A child that neither finishes nor dies
+    within ``child_timeout_s`` is killed and reported as a failure, never waited for forever."""
     rng = random.Random(seed)
     counts = dict(kills=0, fault_kills=0, timer_kills=0, finished_unkilled=0, saves_acknowledged=0,
                   reopen_failures=0, edits_lost=0, mixed_states=0, child_errors=0, in_flight_saves_found=0)
@@ -249,10 +263,16 @@ def run_soak(project_dir: Path, kills: int, seed: int = 0, fault_fraction: float
         by_fault = rng.random() < fault_fraction
         fault_target = rng.randrange(1, 120) if by_fault else -1
         read_fd, write_fd = os.pipe()
+        # The child must not finalise the parent's garbage: a native object's destructor (an OpenVINO compiled
+        # model left by an earlier test, say) can wait forever on threads that do not exist after fork. Frozen
+        # objects are never collected, and the child collects nothing at all.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # child
+            gc.disable()
             os.close(read_fd)
             _child(project_dir, rng.randrange(1 << 30) + round_, fault_target, unsafe_writes, write_fd, max_edits)
+        gc.unfreeze()
         os.close(write_fd)
         if not by_fault:
             # wait for READY (the child opened the project), then kill it at a random moment of its edits
@@ -267,9 +287,13 @@ def run_soak(project_dir: Path, kills: int, seed: int = 0, fault_fraction: float
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        text = _read_all(read_fd, time.monotonic() + 120)
+        deadline = time.monotonic() + child_timeout_s
+        text = _read_all(read_fd, deadline)
         os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
+        status, hung = _wait_or_kill(pid, deadline)
+        if hung:  # a broken harness, not a pass; the disk is still checked below, as after any kill
+            counts["child_errors"] += 1
+            failures.append(f"round {round_}: the child hung for {child_timeout_s:g} s and was killed")
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         lines = text.splitlines()
         if any(line.startswith("ERROR") for line in lines):

@@ -83,7 +83,7 @@ class Segmenter:
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "best",
                  zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
-                 threshold: float = 0.5):
+                 threshold: float = 0.5, first_click_windows: Sequence[float] = ()):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -122,6 +122,13 @@ class Segmenter:
             raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
         self.threshold = float(threshold)
         self.guided_eps = float(guided_eps)
+        # first_click_windows: the first click also runs in square windows centred on it, each this fraction of
+        # the image's long side; a window's mask replaces the whole-image one when the net scores it higher and
+        # it does not run into the window's edge (a cut-off object). A small object among similar ones is then
+        # seen larger, with less of its surroundings to spill into.
+        if any(not 0 < f < 1 for f in first_click_windows):
+            raise ValueError(f"first_click_windows must be fractions in (0, 1), got {first_click_windows!r}")
+        self.first_click_windows = tuple(float(f) for f in first_click_windows)
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
@@ -351,6 +358,27 @@ class Segmenter:
         y0, y1 = int(max(0, cy - half)), int(min(h, cy + half + 1))
         return x0, y0, x1, y1
 
+    def _first_click_window(self, image: np.ndarray, roi: np.ndarray, click: Click, fraction: float,
+                            mask: np.ndarray, score: float, key: tuple[str, str]) -> tuple[np.ndarray, float]:
+        """The first click again in a square window of `fraction` of the long side centred on it; its mask
+        wins if the net scores it higher and it touches no window edge that is not the image's edge."""
+        h, w = roi.shape
+        half = fraction * max(h, w) / 2
+        x, y = click[0], click[1]
+        x0, x1 = int(max(0, x - half)), int(min(w, x + half + 1))
+        y0, y1 = int(max(0, y - half)), int(min(h, y + half + 1))
+        if (x0, y0, x1, y1) == (0, 0, w, h):
+            return mask, score
+        prob, win_score = self._run(image, roi, [click], None, (x0, y0, x1, y1), self.max_side, key[0], key[1])
+        win = (prob > self._cut) & roi[y0:y1, x0:x1]
+        cut_off = ((x0 > 0 and win[:, 0].any()) or (y0 > 0 and win[0].any()) or (x1 < w and win[:, -1].any())
+                   or (y1 < h and win[-1].any()))
+        if cut_off or win_score <= score or not win[int(y) - y0, int(x) - x0]:
+            return mask, score
+        out = np.zeros((h, w), bool)
+        out[y0:y1, x0:x1] = win
+        return out, win_score
+
     # ---- public API ----
     def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None) -> Prediction:
         """The segment under the clicks, inside `roi`. clicks: [(x, y, positive)] in full-image pixels, the
@@ -376,6 +404,8 @@ class Segmenter:
                 mask = (prob > self._cut) & roi
                 if self.refine_first != "off" and mask.any():
                     mask, score = self._refine(image, roi, clicks[:1], mask, score, key)
+                for fraction in self.first_click_windows:
+                    mask, score = self._first_click_window(image, roi, clicks[0], fraction, mask, score, key)
             else:
                 window = self._zoom_window(mask, clicks[:k], (h, w), self.zoom_min_fraction)
                 prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side, key[0], key[1])

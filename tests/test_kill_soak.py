@@ -37,6 +37,21 @@ def test_thirty_kills_lose_no_saved_edit(tmp_path):
     assert any(e.segments for e in final.images)
 
 
+def test_a_hung_child_is_killed_and_reported_not_waited_for(tmp_path, monkeypatch):
+    """A child that never finishes (in the full suite one hung in an OpenVINO destructor inherited through
+    fork) must fail the soak with a message, not hang the test run."""
+    import time
+
+    soak = _soak()
+    project_dir = soak.make_project(tmp_path)
+    monkeypatch.setattr(soak, "_child", lambda *args: time.sleep(600))
+    t0 = time.monotonic()
+    counts = soak.run_soak(project_dir, kills=1, seed=1, fault_fraction=1.0, child_timeout_s=2.0)
+    assert time.monotonic() - t0 < 60
+    assert counts["child_errors"] == 1
+    assert any("hung" in f for f in counts["failures"])
+
+
 def test_the_soak_finds_damage_when_writes_are_not_atomic(tmp_path):
     """Its self-test: with plain open().write() instead of the atomic write, kills inside a save must show."""
     soak = _soak()
