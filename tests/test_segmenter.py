@@ -470,6 +470,36 @@ def test_segment_image_stops_after_a_run_of_misses() -> None:
         seg.segment_image(image, max_misses_in_a_row=0)
 
 
+def test_first_click_windows_take_the_better_scored_uncut_window_mask() -> None:
+    """first_click_windows: the first click also runs in a window centred on it; that mask wins only if the net
+    scores it higher and it does not run into the window's edge (an object cut off by the window)."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    whole = np.zeros((100, 200), bool)
+    whole[20:80, 40:160] = True              # the whole-image answer: the click's surroundings as well
+    small = np.zeros((100, 200), bool)
+    small[45:55, 95:105] = True              # the window's answer: just the small object under the click
+
+    def make(window_answer: np.ndarray, window_score: float) -> Segmenter:
+        seg = Segmenter.random_init(ALL_SEED, first_click_windows=(0.5,), refine_first="off")
+
+        def stub_run(img, roi, clicks, prev, window, side, *keys):
+            x0, y0, x1, y1 = window
+            if (x0, y0, x1, y1) == (0, 0, 200, 100):
+                return whole.astype(np.uint8) * 255, 0.6
+            return window_answer[y0:y1, x0:x1].astype(np.uint8) * 255, window_score
+
+        seg._run = stub_run
+        return seg
+
+    click = [(100, 50, True)]
+    assert np.array_equal(make(small, 0.9).predict(image, click).mask, small)
+    assert np.array_equal(make(small, 0.5).predict(image, click).mask, whole)   # scored lower: kept whole
+    assert np.array_equal(make(whole, 0.9).predict(image, click).mask, whole)   # cut off by the window: kept whole
+    assert Segmenter.random_init(ALL_SEED).first_click_windows == ()  # off by default
+    with pytest.raises(ValueError, match="first_click_windows"):
+        Segmenter.random_init(ALL_SEED, first_click_windows=(1.5,))
+
+
 def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:
     h, w = scene.shape[:2]  # 120x160: at max_side 160 the net sees the pixels unresized
     seg = make(PARTIAL_SEED, flip_average=True)
