@@ -83,7 +83,7 @@ class Segmenter:
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "best",
                  zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
-                 threshold: float = 0.5, first_click_windows: Sequence[float] = ()):
+                 threshold: float = 0.5, first_click_windows: Sequence[float] = (0.6, 0.4, 0.25)):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -125,7 +125,9 @@ class Segmenter:
         # first_click_windows: the first click also runs in square windows centred on it, each this fraction of
         # the image's long side; a window's mask replaces the whole-image one when the net scores it higher and
         # it does not run into the window's edge (a cut-off object). A small object among similar ones is then
-        # seen larger, with less of its surroundings to spill into.
+        # seen larger, with less of its surroundings to spill into. Default since session 12: held-out photos
+        # NoC@90 5.46 -> 4.88, IoU@1 0.653 -> 0.698; held-out CamVid frames unchanged (README); three more net
+        # passes on the first click only. () turns it off.
         if any(not 0 < f < 1 for f in first_click_windows):
             raise ValueError(f"first_click_windows must be fractions in (0, 1), got {first_click_windows!r}")
         self.first_click_windows = tuple(float(f) for f in first_click_windows)

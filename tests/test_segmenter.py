@@ -495,7 +495,6 @@ def test_first_click_windows_take_the_better_scored_uncut_window_mask() -> None:
     assert np.array_equal(make(small, 0.9).predict(image, click).mask, small)
     assert np.array_equal(make(small, 0.5).predict(image, click).mask, whole)   # scored lower: kept whole
     assert np.array_equal(make(whole, 0.9).predict(image, click).mask, whole)   # cut off by the window: kept whole
-    assert Segmenter.random_init(ALL_SEED).first_click_windows == ()  # off by default
     with pytest.raises(ValueError, match="first_click_windows"):
         Segmenter.random_init(ALL_SEED, first_click_windows=(1.5,))
 
@@ -538,15 +537,16 @@ def test_a_higher_threshold_gives_a_smaller_mask(scene: np.ndarray) -> None:
 @pytest.mark.parametrize("seed", [ALL_SEED, 2])
 def test_refine_best_never_scores_below_the_whole_view(seed: int) -> None:
     """refine_first="best" keeps the zoomed first-click mask only when the net rates it higher. A small ROI
-    keeps the mask small, so the zoomed second pass really runs (it changes the score under "prev")."""
+    keeps the mask small, so the zoomed second pass really runs (it changes the score under "prev"). The first
+    click's windows are off: they are a separate choice by score (their own test)."""
     scene = SyntheticScenes(1, size=(240, 320), seed=3)[0].image
     zoom_changed = 0
     for x, y in [(40, 40), (160, 120), (280, 200)]:
         roi = np.zeros(scene.shape[:2], bool)
         roi[max(0, y - 30):y + 30, max(0, x - 30):x + 30] = True
-        whole = make(seed, refine_first="off").predict(scene, [(x, y, True)], roi=roi)
-        best = make(seed, refine_first="best").predict(scene, [(x, y, True)], roi=roi)
-        prev = make(seed, refine_first="prev").predict(scene, [(x, y, True)], roi=roi)
+        whole = make(seed, refine_first="off", first_click_windows=()).predict(scene, [(x, y, True)], roi=roi)
+        best = make(seed, refine_first="best", first_click_windows=()).predict(scene, [(x, y, True)], roi=roi)
+        prev = make(seed, refine_first="prev", first_click_windows=()).predict(scene, [(x, y, True)], roi=roi)
         zoom_changed += abs(prev.score - whole.score) > 1e-6
         assert best.score >= whole.score - 1e-6
         if best.score == whole.score:
