@@ -203,12 +203,20 @@ def run_probe(args, size: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+class SegmenterOptionError(Exception):
+    """A --segmenter-option the Segmenter does not take (a usage error, not a crash)."""
+
+
 def _segmenter(args):
     from train.evaluate import load_segmenter
     from model import WeightsError
 
     try:
         return load_segmenter(args.weights, args.random_init, 0, "cpu", options=args.segmenter_options)
+    except (TypeError, ValueError) as exc:
+        if not args.segmenter_options or isinstance(exc, WeightsError):
+            raise
+        raise SegmenterOptionError(f"--segmenter-option {args.segmenter_options}: {exc}") from exc
     except WeightsError as exc:
         if args.weights:
             raise
@@ -469,16 +477,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    if args.probe_size:
-        print(json.dumps(memory_probe(args)))
-        return 0
-    if args.runtimes:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        result = run_runtimes(args)
-        print(format_runtimes(result))
-    else:
-        result = run_bench(args)
-        print(format_table(result))
+    try:
+        if args.probe_size:
+            print(json.dumps(memory_probe(args)))
+            return 0
+        if args.runtimes:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            result = run_runtimes(args)
+            print(format_runtimes(result))
+        else:
+            result = run_bench(args)
+            print(format_table(result))
+    except SegmenterOptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         from train.evaluate import write_json
 

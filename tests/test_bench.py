@@ -43,6 +43,15 @@ def test_bench_tiny_run_writes_table_and_json(tmp_path, capsys):
         assert p["clicks"] == 1 and p["rss_growth_mb"] >= 0 and p["numpy_peak_mb"] > 0
 
 
+def test_bench_unknown_segmenter_option_is_a_usage_error(capsys):
+    """A segment_image argument given as a Segmenter option: a clear message and exit status 2, no traceback."""
+    bench = _bench()
+    assert bench.main(["--random-init", "--synthetic", "--images", "1", "--clicks", "1", "--no-large",
+                       "--no-peer", "--segmenter-option", "max_misses_in_a_row=3"]) == 2
+    err = capsys.readouterr().err
+    assert "--segmenter-option" in err and "max_misses_in_a_row" in err and "Traceback" not in err
+
+
 def test_bench_images_are_640x480_with_a_target():
     bench = _bench()
     images, source = bench.load_images(2, synthetic=True)
