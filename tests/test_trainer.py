@@ -342,3 +342,33 @@ def test_training_with_the_normalized_focal_loss_and_a_bad_loss_name(tmp_path: P
     assert parse_args(["--sources", "synthetic:8", "--loss", "nfl"]).loss == "nfl"
     with pytest.raises(ValueError, match="unknown --loss"):
         train(_cfg(tmp_path / "bad", loss="focal"))
+
+
+def test_max_minutes_ends_the_run_on_time_annealed_and_a_resume_keeps_the_clock(tmp_path: Path) -> None:
+    # A lent accelerator's time is fixed: the run must end when the budget is spent, with the learning rate
+    # already decayed (the cosine runs on time), leave weights, and not restart the clock on resume.
+    out = tmp_path / "run"
+    summary = train(_cfg(out, steps=100000, max_minutes=0.03, ckpt_every=1000, log_every=1000))
+    assert summary["out_of_time"] and not summary["stopped"]
+    assert 1 <= summary["steps"] < 100000
+    assert summary["seconds"] < 30
+    state, info = load_weights(out / "weights.safetensors")
+    assert info["steps"] == summary["steps"]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == summary["steps"] and ckpt["elapsed"] >= 0.03 * 60
+    last = _log(out)[-1]
+    assert int(last["step"]) == summary["steps"]
+    assert float(last["lr"]) < 0.1 * 1e-3  # annealed: the last steps ran at under a tenth of the peak
+
+    again = train(_cfg(out, steps=100000, max_minutes=0.03, resume=True))
+    assert again["out_of_time"] and again["steps"] == summary["steps"]
+
+
+def test_max_minutes_schedule_follows_the_clock_and_a_negative_budget_is_refused(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, steps=1000, warmup=0, lr=1.0, max_minutes=1.0)
+    assert trainer._lr_at(0, cfg, 0.0) == pytest.approx(1.0)
+    assert trainer._lr_at(0, cfg, 30.0) == pytest.approx(0.5)   # half the budget: half the peak, whatever the step
+    assert trainer._lr_at(500, cfg, 0.0) == pytest.approx(0.5)  # half the steps, too: whichever comes first
+    assert trainer._lr_at(10, cfg, 60.0) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="max-minutes"):
+        train(_cfg(tmp_path / "bad", max_minutes=-1.0))

@@ -1,7 +1,8 @@
 """`python -m train [--config FILE] [flags]`: train the net (see train.trainer.TrainConfig for every option).
 
 `python -m train finetune ...` is the fine-tuning command (train.finetune); `python -m train average ...` averages
-snapshots of a run into one weights file (train.average)."""
+snapshots of a run into one weights file (train.average); `python -m train pack ...` copies training folders
+shrunk for a lent accelerator (train.pack)."""
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "average":
         from .average import main as average_main
         return average_main(argv[1:])
+    if argv and argv[0] == "pack":
+        from .pack import main as pack_main
+        return pack_main(argv[1:])
     cfg = parse_args(argv)
     # `touch OUT/STOP` ends a long run cleanly: checkpoint and weights.safetensors are written first.
     summary = train(cfg, stop_file=os.path.join(cfg.out, "STOP"))

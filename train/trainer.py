@@ -66,6 +66,10 @@ class TrainConfig:
     loss: str = "bce"
     # Share of examples from fully labelled sources posed as segment_image poses them (sampling.p_sweep).
     sweep: float = 0.0
+    # A wall-clock budget in minutes (0 = none), for a lent accelerator whose time is fixed and whose speed is not
+    # known in advance: the cosine decay then runs on the share of the budget used instead of the share of `steps`,
+    # and training ends when the budget is spent (or at `steps`, whichever comes first), annealed either way.
+    max_minutes: float = 0.0
 
 
 def _is_val(name: str, fraction: float) -> bool:
@@ -175,6 +179,13 @@ class MixedExamples(IterableDataset):
                 yield ex
 
 
+def _loader_worker_init(_: int) -> None:
+    # Each loader worker is one process on one core; OpenCV's own thread pool per worker would oversubscribe the
+    # CPU many times over on a machine with many workers (a lent accelerator's host).
+    import cv2
+    cv2.setNumThreads(1)
+
+
 def fixed_examples(sources, cfg: SamplingConfig, n: int, seed: int = 1234) -> list[dict]:
     """The same validation examples every time (fixed seed), so validation IoU is comparable across steps."""
     rng = np.random.default_rng(seed)
@@ -278,10 +289,12 @@ def simulate_corrections(net, batch: dict, rounds: int, freeze_bn: bool = False,
     return {**batch, "pointer": torch.from_numpy(pointer).to(device)}
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.max_minutes > 0:
+        t = max(t, elapsed_s / (60.0 * cfg.max_minutes))
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
@@ -299,6 +312,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
 
     if cfg.loss not in ("bce", "nfl"):
         raise ValueError(f"unknown --loss {cfg.loss!r}: use 'bce' or 'nfl'")
+    if cfg.max_minutes < 0:
+        raise ValueError(f"--max-minutes must be >= 0, got {cfg.max_minutes!r}")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -325,11 +340,13 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     anchor = [p.detach().clone() for p in net.parameters()] if cfg.anchor > 0 else None
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
+    elapsed_before = 0.0  # training seconds of the legs before a resume (for max_minutes)
     if cfg.resume and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
+        elapsed_before = float(state.get("elapsed", 0.0))
     model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
 
     scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep)
@@ -341,6 +358,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     val_set = fixed_examples(val_sources, SamplingConfig(size=cfg.crop), cfg.val_examples) if rank == 0 else []
     loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
                         num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
+                        worker_init_fn=_loader_worker_init if cfg.workers > 0 else None,
                         prefetch_factor=4 if cfg.workers > 0 else None)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -353,19 +371,43 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     use_amp = device.type == "cuda"
     bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, desc="train", dynamic_ncols=True)
     t0 = time.time()
+    budget_s = 60.0 * cfg.max_minutes
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - t0
+
+    def shared_elapsed() -> float:
+        # Under DDP every rank must see the same time, or they would part on the learning rate and on when to stop.
+        e = elapsed()
+        if distributed and budget_s:
+            t = torch.tensor([e], dtype=torch.float64, device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            e = float(t.item())
+        return e
+
     losses, ious = [], []
     last_val = float("nan")
     step = start
-    stopped = False
+    stopped = out_of_time = False
     it = iter(loader)
     sim_rng = np.random.default_rng([cfg.seed, rank, start])
+
+    def checkpoint() -> None:
+        _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed()},
+                           ckpt_path)
+
     while step < cfg.steps:
+        now = shared_elapsed()
+        if budget_s and now >= budget_s:
+            out_of_time = True
+            break
         batch = _batch_to(next(it), device)
         if cfg.iterative > 0 and sim_rng.random() < cfg.iterative:
             rounds = int(sim_rng.integers(1, cfg.iterative_rounds + 1))
             batch = simulate_corrections(net, batch, rounds, cfg.freeze_bn, use_amp)
+        lr = _lr_at(step, cfg, now)
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, cfg)
+            g["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, score_logit = model(batch["image"], batch["pointer"], batch["roi"])
         loss, iou = segmentation_loss(logits.float(), score_logit, batch["target"], batch["valid"], cfg.loss)
@@ -375,7 +417,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         opt.step()
         if anchor is not None:
             with torch.no_grad():
-                pull = _lr_at(step, cfg) * cfg.anchor
+                pull = lr * cfg.anchor
                 for p, p0 in zip(net.parameters(), anchor):
                     p.add_(p0 - p, alpha=pull)
         step += 1
@@ -387,12 +429,12 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
                 last_val = validate(net, val_set, device, freeze_bn=cfg.freeze_bn)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 writer.writerow([step, f"{np.mean(losses):.4f}", f"{np.mean(ious):.4f}", f"{last_val:.4f}",
-                                 f"{_lr_at(step, cfg):.2e}", f"{time.time() - t0:.1f}"])
+                                 f"{lr:.2e}", f"{time.time() - t0:.1f}"])
                 log_file.flush()
                 bar.set_postfix(loss=f"{np.mean(losses):.3f}", iou=f"{np.mean(ious):.3f}", val=f"{last_val:.3f}")
                 losses, ious = [], []
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+                checkpoint()
             if cfg.keep_every and step % cfg.keep_every == 0:
                 (out / "snapshots").mkdir(exist_ok=True)
                 save_weights(net, out / "snapshots" / f"step_{step:06d}.safetensors",
@@ -401,10 +443,16 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
             stopped = True
             break
     bar.close()
-    summary = {"steps": step, "val_iou": last_val, "seconds": time.time() - t0, "stopped": stopped}
+    if rank == 0 and out_of_time and step > start:
+        last_val = validate(net, val_set, device, freeze_bn=cfg.freeze_bn)
+        writer.writerow([step, f"{np.mean(losses):.4f}" if losses else "nan",
+                         f"{np.mean(ious):.4f}" if ious else "nan", f"{last_val:.4f}", f"{lr:.2e}",
+                         f"{time.time() - t0:.1f}"])
+    summary = {"steps": step, "val_iou": last_val, "seconds": time.time() - t0, "stopped": stopped,
+               "out_of_time": out_of_time}
     if rank == 0:
-        if stopped:
-            _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+        if stopped or out_of_time:
+            checkpoint()
         save_weights(net, out / "weights.safetensors", {"steps": step, "sources": cfg.sources,
                                                         "crop": cfg.crop, "val_iou": last_val})
         log_file.close()
