@@ -232,3 +232,22 @@ def test_sweep_needs_full_labels(recorded) -> None:
                              fully_labelled=False):
         x, y, _ = rec["clicks"][0]
         assert ex["target"][0, y, x] == 1.0
+
+
+def test_scale_range_sets_how_much_of_the_image_a_crop_shows(recorded) -> None:
+    # A click shows the whole image (scale 1.0 of "fits the crop"); scale_range chooses whether training crops
+    # are zoomed in on it (> 1) or show it smaller, with a padded margin (< 1).
+    def shown(scale: float) -> list[float]:  # share of the crop that is image (the sample has no black pixel)
+        cfg = SamplingConfig(size=SIZE, scale_range=(scale, scale))
+        return [float((_rgb(ex).sum(-1) > 3).mean()) for ex, _ in _examples(cfg, 10, recorded)]
+
+    small, large = shown(0.5), shown(2.0)
+    assert max(small) < 0.25   # the whole 120x160 image at half the fitting size: 24x32 of a 64x64 crop
+    assert min(large) > 0.9    # zoomed in: the crop lies inside the image (but for the thin ignored strip)
+
+
+def test_trainer_refuses_an_empty_scale_range(tmp_path) -> None:
+    from train.trainer import TrainConfig, train
+
+    with pytest.raises(ValueError, match="scale-min"):
+        train(TrainConfig(sources=["synthetic:4"], out=str(tmp_path), steps=1, crop=64, scale_min=2.0, scale_max=1.0))

@@ -66,6 +66,10 @@ class TrainConfig:
     loss: str = "bce"
     # Share of examples from fully labelled sources posed as segment_image poses them (sampling.p_sweep).
     sweep: float = 0.0
+    # Zoom of the training crops relative to "the whole image fits the crop" (sampling.scale_range), drawn
+    # log-uniformly between the two; a click runs the whole image at 1.0.
+    scale_min: float = 0.9
+    scale_max: float = 2.2
     # A wall-clock budget in minutes (0 = none), for a lent accelerator whose time is fixed and whose speed is not
     # known in advance: the cosine decay then runs on the share of the budget used instead of the share of `steps`,
     # and training ends when the budget is spent (or at `steps`, whichever comes first), annealed either way.
@@ -349,7 +353,9 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         elapsed_before = float(state.get("elapsed", 0.0))
     model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
 
-    scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep)
+    if not 0 < cfg.scale_min <= cfg.scale_max:
+        raise ValueError(f"need 0 < --scale-min <= --scale-max, got {cfg.scale_min!r}, {cfg.scale_max!r}")
+    scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep, scale_range=(cfg.scale_min, cfg.scale_max))
     train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction)
     # Replayed data keeps out the files a base run with the default split held out, so the base's validation
     # images stay unseen (they measure forgetting).
