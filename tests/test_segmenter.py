@@ -499,6 +499,44 @@ def test_first_click_windows_take_the_better_scored_uncut_window_mask() -> None:
         Segmenter.random_init(ALL_SEED, first_click_windows=(1.5,))
 
 
+def test_a_large_first_mask_is_taken_from_the_smaller_view_and_a_small_one_is_not() -> None:
+    """large_object_side: a first mask covering at least large_object_fraction of the ROI is asked again of the
+    image shown smaller; that answer wins if it is large too and holds the click. Small objects keep the full view."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    part = np.zeros((100, 200), bool)
+    part[30:70, 60:140] = True               # 16% of the image: the object found in part
+    whole = np.zeros((100, 200), bool)
+    whole[10:90, 20:180] = True              # the smaller view finds it whole
+    tiny = np.zeros((100, 200), bool)
+    tiny[45:55, 95:105] = True
+
+    def make(full_answer: np.ndarray, small_answer: np.ndarray) -> tuple[Segmenter, list[int]]:
+        seg = Segmenter.random_init(ALL_SEED, first_click_windows=(), refine_first="off", max_side=448,
+                                    large_object_side=320, large_object_fraction=0.15)
+        sides: list[int] = []
+
+        def stub_run(img, roi, clicks, prev, window, side, *keys):
+            sides.append(side)
+            return (small_answer if side == 320 else full_answer).astype(np.uint8) * 255, 0.7
+
+        seg._run = stub_run
+        return seg, sides
+
+    click = [(100, 50, True)]
+    seg, sides = make(part, whole)
+    assert np.array_equal(seg.predict(image, click).mask, whole) and sides == [448, 320]
+    seg, sides = make(tiny, whole)
+    assert np.array_equal(seg.predict(image, click).mask, tiny) and sides == [448]   # small: no second pass
+    off_click = whole.copy()
+    off_click[40:60, 90:110] = False
+    seg, _ = make(part, off_click)
+    assert np.array_equal(seg.predict(image, click).mask, part)    # the smaller view lost the click: kept
+    seg, _ = make(part, tiny)
+    assert np.array_equal(seg.predict(image, click).mask, part)    # the smaller view's mask is small: kept
+    with pytest.raises(ValueError, match="large_object"):
+        Segmenter.random_init(ALL_SEED, large_object_fraction=0)
+
+
 def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:
     h, w = scene.shape[:2]  # 120x160: at max_side 160 the net sees the pixels unresized
     seg = make(PARTIAL_SEED, flip_average=True)
