@@ -136,7 +136,7 @@ class Segmenter:
         # the click runs again on the whole image shown at this smaller long side, and that mask is taken if it
         # is large too. The net finds a large object more whole when it is shown smaller (held-out objects above
         # 15% of the image: first-click IoU photos 0.646 at 448 -> 0.722 at 320, CamVid 0.745 -> 0.789; session
-        # 13, runs/analysis/first_click_sides.py), small ones the other way round. Default since session 13
+        # 13, bench/first_click_sides.py), small ones the other way round. Default since session 13
         # (fraction 0.1 chosen over 0.05 on the held-out sets): IoU@1 photos 0.698 -> 0.707, CamVid 0.686 ->
         # 0.704, pooled NoC@90 6.17 -> 6.10 (README). One more net pass when the first mask is large; 0 = off.
         if large_object_side < 0 or not 0 < large_object_fraction <= 1:

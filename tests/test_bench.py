@@ -134,3 +134,34 @@ def test_guide_reuse_ab_times_both_arms_on_the_same_images(tmp_path, capsys):
     assert "rebuilt/reused" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         mod.main(["--images", str(tmp_path / "*.jpg"), "--random-init"])
+
+
+def test_first_click_sides_measures_every_held_out_object_at_every_side(tmp_path, capsys):
+    """bench/first_click_sides.py: one row per held-out object (and none from the training split), an IoU for
+    each side asked for, and a table by object size."""
+    import cv2
+
+    from train.trainer import TrainConfig, _is_val
+
+    spec = importlib.util.spec_from_file_location("first_click_sides", ROOT / "bench" / "first_click_sides.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    rng = np.random.default_rng(0)
+    names = [f"frame{k}" for k in range(40)]
+    held = [n for n in names if _is_val(n, TrainConfig.val_fraction)]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for n in names:
+        labels = np.zeros((40, 56), np.uint8)
+        labels[:, 28:] = 1
+        labels[10:30, 5:20] = 2
+        cv2.imwrite(str(tmp_path / "images" / f"{n}.png"), rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "labels" / f"{n}.png"), labels)
+    out = tmp_path / "sides.json"
+    assert probe.main(["--data", f"semantic:{tmp_path}@2", "--random-init", "--sides", "64,96",
+                       "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert sorted({r["name"] for r in rows}) == sorted(held)
+    assert len(rows) == 2 * len(held)
+    assert all(set(r["iou"]) == {"64", "96"} and all(0 <= v <= 1 for v in r["iou"].values()) for r in rows)
+    assert f"n={len(rows)}" in capsys.readouterr().out
