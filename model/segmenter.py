@@ -84,7 +84,8 @@ class Segmenter:
                  backend: str = "auto", flip_average: bool = False, refine_first: str = "best",
                  zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
                  threshold: float = 0.5, first_click_windows: Sequence[float] = (0.6, 0.4, 0.25),
-                 large_object_side: int = 320, large_object_fraction: float = 0.1):
+                 large_object_side: int = 320, large_object_fraction: float = 0.1,
+                 large_object_refine_sides: Sequence[int] = (320, 448)):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -132,18 +133,29 @@ class Segmenter:
         if any(not 0 < f < 1 for f in first_click_windows):
             raise ValueError(f"first_click_windows must be fractions in (0, 1), got {first_click_windows!r}")
         self.first_click_windows = tuple(float(f) for f in first_click_windows)
-        # large_object_side > 0: when the first click's mask covers at least `large_object_fraction` of the ROI,
-        # the click runs again on the whole image shown at this smaller long side, and that mask is taken if it
-        # is large too. The net finds a large object more whole when it is shown smaller (held-out objects above
-        # 15% of the image: first-click IoU photos 0.646 at 448 -> 0.722 at 320, CamVid 0.745 -> 0.789; session
-        # 13, bench/first_click_sides.py), small ones the other way round. Default since session 13
-        # (fraction 0.1 chosen over 0.05 on the held-out sets): IoU@1 photos 0.698 -> 0.707, CamVid 0.686 ->
-        # 0.704, pooled NoC@90 6.17 -> 6.10 (README). One more net pass when the first mask is large; 0 = off.
+        # large_object_side > 0: the first click also runs on the whole image shown at this smaller long side, and
+        # that mask replaces the full view's when it covers at least `large_object_fraction` of the ROI and holds
+        # the click. The net finds a large object more whole when it is shown smaller (held-out objects above 15%
+        # of the image: first-click IoU photos 0.646 at 448 -> 0.722 at 320, CamVid 0.745 -> 0.789; session 13,
+        # bench/first_click_sides.py), small ones the other way round, hence the size test. Session 13 asked the
+        # smaller view only when the full view's mask was already large; since session 14 it is asked always, so
+        # a large object that the full view found only in part is found too (measured with the refinement below).
+        # One more net pass on the first click, at the smaller size; 0 = off.
         if large_object_side < 0 or not 0 < large_object_fraction <= 1:
             raise ValueError(f"need large_object_side >= 0 and large_object_fraction in (0, 1], got "
                              f"{large_object_side!r}, {large_object_fraction!r}")
         self.large_object_side = int(large_object_side)
         self.large_object_fraction = float(large_object_fraction)
+        # large_object_refine_sides: after the large-object view, the click runs again with that view's mask in
+        # the previous-mask channel, once per side listed, each pass refining the last one's mask (kept while it
+        # holds the click). The net, trained to correct a previous mask, tightens a large mask's outline this
+        # way. Default since session 14 with the ungated smaller view, chosen on the held-out sets (1-3 passes
+        # at 320/448 compared): first-click IoU photos 0.707 -> 0.716, CamVid 0.704 -> 0.723, pooled NoC@90
+        # 6.10 -> 6.06 (README); two more net passes when the smaller view's mask is taken. () = off.
+        if any(int(v) < 32 for v in large_object_refine_sides):
+            raise ValueError(f"large_object_refine_sides must be sides of at least 32 px, got "
+                             f"{large_object_refine_sides!r}")
+        self.large_object_refine_sides = tuple(int(v) for v in large_object_refine_sides)
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
@@ -396,15 +408,23 @@ class Segmenter:
 
     def _large_object_view(self, image: np.ndarray, roi: np.ndarray, click: Click, mask: np.ndarray, score: float,
                            key: tuple[str, str]) -> tuple[np.ndarray, float]:
-        """The first click again on the whole image at `large_object_side`, if its mask is large (see __init__)."""
+        """The first click again on the whole image at `large_object_side`; a large mask there that holds the click
+        wins, refined with itself as the previous mask at each of `large_object_refine_sides` (see __init__)."""
         h, w = roi.shape
         big = self.large_object_fraction * max(1, int(roi.sum()))
-        if not self.large_object_side or self.large_object_side >= self.max_side or mask.sum() < big:
+        if not self.large_object_side or self.large_object_side >= self.max_side:
             return mask, score
         prob, small_score = self._run(image, roi, [click], None, (0, 0, w, h), self.large_object_side, key[0], key[1])
         small = (prob > self._cut) & roi
-        if small.sum() < big or not small[int(click[1]), int(click[0])]:
+        cx, cy = int(click[0]), int(click[1])
+        if small.sum() < big or not small[cy, cx]:
             return mask, score
+        for side in self.large_object_refine_sides:
+            prob, refined_score = self._run(image, roi, [click], small, (0, 0, w, h), side, key[0], key[1])
+            refined = (prob > self._cut) & roi
+            if not refined[cy, cx]:
+                break  # the refinement lost the clicked object: keep the last mask that held it
+            small, small_score = refined, refined_score
         return small, small_score
 
     # ---- public API ----

@@ -499,9 +499,10 @@ def test_first_click_windows_take_the_better_scored_uncut_window_mask() -> None:
         Segmenter.random_init(ALL_SEED, first_click_windows=(1.5,))
 
 
-def test_a_large_first_mask_is_taken_from_the_smaller_view_and_a_small_one_is_not() -> None:
-    """large_object_side: a first mask covering at least large_object_fraction of the ROI is asked again of the
-    image shown smaller; that answer wins if it is large too and holds the click. Small objects keep the full view."""
+def test_the_smaller_view_wins_when_it_finds_a_large_object_under_the_click() -> None:
+    """large_object_side: the first click is asked again of the image shown smaller; that answer wins if it covers
+    at least large_object_fraction of the ROI and holds the click, whatever the full view found. A small answer
+    (a small object) keeps the full view's mask."""
     image = np.zeros((100, 200, 3), np.uint8)
     part = np.zeros((100, 200), bool)
     part[30:70, 60:140] = True               # 16% of the image: the object found in part
@@ -512,7 +513,8 @@ def test_a_large_first_mask_is_taken_from_the_smaller_view_and_a_small_one_is_no
 
     def make(full_answer: np.ndarray, small_answer: np.ndarray) -> tuple[Segmenter, list[int]]:
         seg = Segmenter.random_init(ALL_SEED, first_click_windows=(), refine_first="off", max_side=448,
-                                    large_object_side=320, large_object_fraction=0.15)
+                                    large_object_side=320, large_object_fraction=0.15,
+                                    large_object_refine_sides=())
         sides: list[int] = []
 
         def stub_run(img, roi, clicks, prev, window, side, *keys):
@@ -526,15 +528,59 @@ def test_a_large_first_mask_is_taken_from_the_smaller_view_and_a_small_one_is_no
     seg, sides = make(part, whole)
     assert np.array_equal(seg.predict(image, click).mask, whole) and sides == [448, 320]
     seg, sides = make(tiny, whole)
-    assert np.array_equal(seg.predict(image, click).mask, tiny) and sides == [448]   # small: no second pass
+    assert np.array_equal(seg.predict(image, click).mask, whole)   # a large object the full view found in a speck
+    seg, _ = make(tiny, tiny)
+    assert np.array_equal(seg.predict(image, click).mask, tiny)    # a small object keeps the full view
     off_click = whole.copy()
     off_click[40:60, 90:110] = False
     seg, _ = make(part, off_click)
     assert np.array_equal(seg.predict(image, click).mask, part)    # the smaller view lost the click: kept
-    seg, _ = make(part, tiny)
-    assert np.array_equal(seg.predict(image, click).mask, part)    # the smaller view's mask is small: kept
+    seg, sides = make(part, whole)
+    seg.large_object_side = 0
+    assert np.array_equal(seg.predict(image, click).mask, part) and sides == [448]   # 0 = off
     with pytest.raises(ValueError, match="large_object"):
         Segmenter.random_init(ALL_SEED, large_object_fraction=0)
+
+
+def test_a_large_first_mask_is_refined_with_itself_as_the_previous_mask() -> None:
+    """large_object_refine_sides: after the smaller view, the click runs again with that view's mask in the
+    previous-mask channel, once per side; each pass's mask is kept while it holds the click."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    part = np.zeros((100, 200), bool)
+    part[30:70, 60:140] = True
+    whole = np.zeros((100, 200), bool)
+    whole[10:90, 20:180] = True
+    tighter = np.zeros((100, 200), bool)
+    tighter[12:88, 24:176] = True            # the refined outline
+    lost = tighter.copy()
+    lost[40:60, 90:110] = False              # a refinement that drops the clicked pixel
+
+    def make(refined: list[np.ndarray]) -> tuple[Segmenter, list[tuple[int, bool]]]:
+        seg = Segmenter.random_init(ALL_SEED, first_click_windows=(), refine_first="off", max_side=448,
+                                    large_object_side=320, large_object_fraction=0.15,
+                                    large_object_refine_sides=(320, 448))
+        calls: list[tuple[int, bool]] = []
+        answers = iter(refined)
+
+        def stub_run(img, roi, clicks, prev, window, side, *keys):
+            calls.append((side, prev is not None))
+            if prev is not None:
+                return next(answers).astype(np.uint8) * 255, 0.8
+            return (whole if side == 320 else part).astype(np.uint8) * 255, 0.7
+
+        seg._run = stub_run
+        return seg, calls
+
+    click = [(100, 50, True)]
+    seg, calls = make([whole, tighter])
+    pred = seg.predict(image, click)
+    assert np.array_equal(pred.mask, tighter) and pred.score == pytest.approx(0.8)
+    assert calls == [(448, False), (320, False), (320, True), (448, True)]
+    seg, calls = make([lost, tighter])
+    assert np.array_equal(seg.predict(image, click).mask, whole)     # the first refinement lost the click: stop
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="large_object_refine_sides"):
+        Segmenter.random_init(ALL_SEED, large_object_refine_sides=(8,))
 
 
 def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:
