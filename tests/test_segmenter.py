@@ -514,7 +514,7 @@ def test_the_smaller_view_wins_when_it_finds_a_large_object_under_the_click() ->
     def make(full_answer: np.ndarray, small_answer: np.ndarray) -> tuple[Segmenter, list[int]]:
         seg = Segmenter.random_init(ALL_SEED, first_click_windows=(), refine_first="off", max_side=448,
                                     large_object_side=320, large_object_fraction=0.15,
-                                    large_object_refine_sides=())
+                                    large_object_refine_sides=(), small_object_refine=False)
         sides: list[int] = []
 
         def stub_run(img, roi, clicks, prev, window, side, *keys):
@@ -558,7 +558,7 @@ def test_a_large_first_mask_is_refined_with_itself_as_the_previous_mask() -> Non
     def make(refined: list[np.ndarray]) -> tuple[Segmenter, list[tuple[int, bool]]]:
         seg = Segmenter.random_init(ALL_SEED, first_click_windows=(), refine_first="off", max_side=448,
                                     large_object_side=320, large_object_fraction=0.15,
-                                    large_object_refine_sides=(320, 448))
+                                    large_object_refine_sides=(320, 448), small_object_refine=False)
         calls: list[tuple[int, bool]] = []
         answers = iter(refined)
 
@@ -581,6 +581,43 @@ def test_a_large_first_mask_is_refined_with_itself_as_the_previous_mask() -> Non
     assert len(calls) == 3
     with pytest.raises(ValueError, match="large_object_refine_sides"):
         Segmenter.random_init(ALL_SEED, large_object_refine_sides=(8,))
+
+
+def test_a_small_first_mask_is_refined_once_in_its_zoom_window() -> None:
+    """small_object_refine: a first mask below large_object_fraction of the ROI is asked again in the zoom window
+    around it, with itself as the previous mask; the answer is kept if it holds the click."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    rough = np.zeros((100, 200), bool)
+    rough[40:60, 90:112] = True
+    sharp = np.zeros((100, 200), bool)
+    sharp[42:58, 92:108] = True
+    lost = np.zeros((100, 200), bool)
+    lost[42:58, 60:80] = True                # the refinement wandered off the clicked object
+
+    def make(refined: np.ndarray, enabled: bool = True) -> tuple[Segmenter, list]:
+        seg = Segmenter.random_init(ALL_SEED, first_click_windows=(), refine_first="off", max_side=448,
+                                    large_object_side=320, large_object_fraction=0.15,
+                                    large_object_refine_sides=(), small_object_refine=enabled)
+        calls: list = []
+
+        def stub_run(img, roi, clicks, prev, window, side, *keys):
+            calls.append((side, prev is not None, window))
+            x0, y0, x1, y1 = window
+            answer = rough if prev is None else refined
+            return answer[y0:y1, x0:x1].astype(np.uint8) * 255, 0.6
+
+        seg._run = stub_run
+        return seg, calls
+
+    click = [(100, 50, True)]
+    seg, calls = make(sharp)
+    assert np.array_equal(seg.predict(image, click).mask, sharp)
+    side, with_prev, window = calls[-1]
+    assert with_prev and window != (0, 0, 200, 100) and len(calls) == 3   # full view, smaller view, refinement
+    seg, _ = make(lost)
+    assert np.array_equal(seg.predict(image, click).mask, rough)
+    seg, calls = make(sharp, enabled=False)
+    assert np.array_equal(seg.predict(image, click).mask, rough) and not any(p for _, p, _ in calls)
 
 
 def test_flip_average_answers_a_mirrored_image_with_the_mirrored_mask(scene: np.ndarray) -> None:
