@@ -165,3 +165,10 @@ def test_first_click_sides_measures_every_held_out_object_at_every_side(tmp_path
     assert len(rows) == 2 * len(held)
     assert all(set(r["iou"]) == {"64", "96"} and all(0 <= v <= 1 for v in r["iou"].values()) for r in rows)
     assert f"n={len(rows)}" in capsys.readouterr().out
+    # --predict adds the Segmenter's own first click; --skip-segments keeps only the later segments of each image
+    assert probe.main(["--data", f"semantic:{tmp_path}@2", "--random-init", "--sides", "64", "--predict",
+                       "--skip-segments", "1", "--json", str(out)]) == 0
+    later = json.loads(out.read_text())["rows"]
+    assert len(later) == len(held)
+    assert all(set(r["iou"]) == {"64", "predict"} and 0 <= r["iou"]["predict"] <= 1 for r in later)
+    assert "predict:" in capsys.readouterr().out
