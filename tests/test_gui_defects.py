@@ -237,3 +237,17 @@ def test_a_window_garbage_collected_without_close_does_not_abort(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-1000:]
+
+
+@pytest.mark.parametrize("size", [(900, 600), (1600, 1000)])
+def test_proposal_hint_is_not_cut_off(qtbot, project, size):  # noqa: F811
+    """Session 15, seen under Xvfb: the proposal's hint wraps to three lines, and the panel showed only two
+    ("...left/right click to" with the rest cut off)."""
+    win = make_window(qtbot, project)
+    win.resize(*size)
+    click(qtbot, win, 40, 50)
+    wait_proposal(qtbot, win)
+    info = win.tools_panel.info
+    qtbot.waitUntil(lambda: "refine" in info.text(), timeout=2000)
+    qtbot.wait(50)  # the layout settles
+    assert info.height() >= info.heightForWidth(info.width()), (info.text(), info.width(), info.height())

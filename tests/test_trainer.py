@@ -372,3 +372,29 @@ def test_max_minutes_schedule_follows_the_clock_and_a_negative_budget_is_refused
     assert trainer._lr_at(10, cfg, 60.0) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="max-minutes"):
         train(_cfg(tmp_path / "bad", max_minutes=-1.0))
+
+
+def test_simulated_refinement_round_feeds_the_mask_back_without_a_click() -> None:
+    """self_refine: a round that adds no click leaves the click channels as they were and puts the net's own
+    prediction in the previous-mask channel, as the Segmenter's first-click refinement does at inference."""
+    from train.sampling import SamplingConfig, make_example
+    from train.synthetic import SyntheticScenes
+
+    scenes = SyntheticScenes(6, size=(96, 96), seed=3)
+    rng = np.random.default_rng(0)
+    examples = [ex for ex in (make_example(scenes[i], rng, SamplingConfig(size=64, p_correction=0.0), True)
+                              for i in range(6)) if ex is not None][:4]
+    batch = trainer._collate(examples)
+    torch.manual_seed(0)
+    net = PointerSegNet(pretrained_backbone=False)
+    net.eval()
+    with torch.no_grad():
+        logits, _ = net(batch["image"], batch["pointer"], batch["roi"])
+    pred = ((logits > 0) & (batch["roi"] > 0.5))[:, 0].numpy()
+    assert pred.any()
+    out = trainer.simulate_corrections(net, batch, rounds=1, add_clicks=[False])
+    assert torch.equal(out["pointer"][:, :2], batch["pointer"][:, :2])
+    assert np.array_equal(out["pointer"][:, 2].numpy() > 0.5, pred)
+    with pytest.raises(ValueError, match="one entry per round"):
+        trainer.simulate_corrections(net, batch, rounds=2, add_clicks=[False])
+    assert trainer.TrainConfig(sources=["synthetic:4"], self_refine=0.5).self_refine == 0.5

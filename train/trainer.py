@@ -8,6 +8,7 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,10 @@ class TrainConfig:
     # makes its prediction the previous-mask channel, so corrections are learnt from the errors the net makes.
     iterative: float = 0.0
     iterative_rounds: int = 3
+    # Share of those simulated rounds that add no click: the prediction only goes back as the previous mask with
+    # the same clicks, as the Segmenter's first click refines its own mask (large_object_refine_sides,
+    # small_object_refine), so the net also learns to tighten a mask it made itself.
+    self_refine: float = 0.0
     # Pixel loss beside soft Dice: "bce", or "nfl", RITM's normalised focal loss (Sofiiuk et al. 2021), which
     # down-weights pixels already right and renormalises so the hard ones (borders, thin parts) carry the gradient.
     loss: str = "bce"
@@ -268,21 +273,30 @@ def validate(net, examples: list[dict], device, batch_size: int = 8, freeze_bn: 
 
 
 @torch.no_grad()
-def simulate_corrections(net, batch: dict, rounds: int, freeze_bn: bool = False, use_amp: bool = False) -> dict:
+def simulate_corrections(net, batch: dict, rounds: int, freeze_bn: bool = False, use_amp: bool = False,
+                         add_clicks: Sequence[bool] | None = None) -> dict:
     """The interactive loop on a training batch: `rounds` times, predict, place the protocol's next click on the
     larger error (inside ROI and valid pixels), and feed the prediction back as the previous mask, as the
-    Segmenter does at a correction. Returns the batch with its pointer channels updated; the target stays."""
+    Segmenter does at a correction. `add_clicks[r]` False makes round r a pure refinement: the prediction goes
+    back as the previous mask with no new click. Returns the batch with its pointer channels updated; the target
+    stays."""
+    add_clicks = [True] * rounds if add_clicks is None else list(add_clicks)
+    if len(add_clicks) != rounds:
+        raise ValueError(f"add_clicks needs one entry per round ({rounds}), got {len(add_clicks)}")
     net.eval()
     device = batch["pointer"].device
     target = batch["target"][:, 0].cpu().numpy() > 0.5
     allowed = ((batch["valid"] * batch["roi"])[:, 0] > 0.5).cpu().numpy()
     roi = batch["roi"] > 0.5
     pointer = batch["pointer"].cpu().numpy().copy()
-    for _ in range(rounds):
+    for add_click in add_clicks:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, _ = net(batch["image"], torch.from_numpy(pointer).to(device), batch["roi"])
         pred = ((logits > 0) & roi)[:, 0].cpu().numpy()
         for i in range(len(pred)):
+            if not add_click:
+                pointer[i, 2] = pred[i]
+                continue
             click = next_click(pred[i], target[i], allowed[i])
             if click is None:
                 continue
@@ -410,7 +424,10 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         batch = _batch_to(next(it), device)
         if cfg.iterative > 0 and sim_rng.random() < cfg.iterative:
             rounds = int(sim_rng.integers(1, cfg.iterative_rounds + 1))
-            batch = simulate_corrections(net, batch, rounds, cfg.freeze_bn, use_amp)
+            # Drawn only when asked for, so runs without self_refine keep their random stream.
+            add_clicks = ([bool(sim_rng.random() >= cfg.self_refine) for _ in range(rounds)] if cfg.self_refine > 0
+                          else None)
+            batch = simulate_corrections(net, batch, rounds, cfg.freeze_bn, use_amp, add_clicks)
         lr = _lr_at(step, cfg, now)
         for g in opt.param_groups:
             g["lr"] = lr

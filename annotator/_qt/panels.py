@@ -216,6 +216,29 @@ class ImageListPanel(QGroupBox):
             self.picked.emit(row)
 
 
+class WrappedLabel(QLabel):
+    """A word-wrapped label whose minimum height follows its text at its current width. A plain QLabel with word
+    wrap reports the height of a wider layout, so a box with no stretch, beside lists that stretch, showed only
+    the first lines of a three-line hint (session 15, seen under Xvfb)."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        need = self.heightForWidth(max(1, self.width()))
+        if need > 0 and need != self.minimumHeight():
+            self.setMinimumHeight(need)
+
+
 class ToolPanel(QGroupBox):
     """Proposal review, display options, segment editing tools."""
 
@@ -232,8 +255,7 @@ class ToolPanel(QGroupBox):
 
     def __init__(self, parent=None) -> None:
         super().__init__("Proposal && tools", parent)
-        self.info = QLabel("Click the image to segment.")
-        self.info.setWordWrap(True)
+        self.info = WrappedLabel("Click the image to segment.")
         self.accept_btn = QPushButton("Accept (Enter)")
         self.reject_btn = QPushButton("Reject (Esc)")
         self.accept_all_btn = QPushButton("Accept all remaining")
