@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -398,3 +399,34 @@ def test_simulated_refinement_round_feeds_the_mask_back_without_a_click() -> Non
     with pytest.raises(ValueError, match="one entry per round"):
         trainer.simulate_corrections(net, batch, rounds=2, add_clicks=[False])
     assert trainer.TrainConfig(sources=["synthetic:4"], self_refine=0.5).self_refine == 0.5
+
+
+def test_training_with_a_loader_worker_starts(tmp_path: Path) -> None:
+    """Session 15: with --workers 1 the trainer hung before its first step. Building the validation examples
+    (photos, copy-paste scenes) had run OpenCV's thread pool in the parent, and the forked worker's
+    cv2.setNumThreads waited forever on that pool's lock. A child process with a time limit, so a hang fails the
+    test instead of stalling the suite."""
+    folder = tmp_path / "photos"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        image = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (9, 9), 0)
+        mask = np.zeros((480, 640), np.uint8)
+        cv2.circle(mask, (320, 240), 50 + 5 * i, 255, -1)
+        cv2.imwrite(str(folder / "images" / f"obj{i}.jpg"), image)
+        cv2.imwrite(str(folder / "masks" / f"obj{i}.png"), mask)
+    script = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from train.trainer import TrainConfig, train
+print(train(TrainConfig(sources=["masks:{folder}", "copypaste:{folder}"], out={str(tmp_path / "run")!r}, steps=2,
+                        batch_size=2, crop=448, val_every=1000, val_examples=8, workers=1, threads=1)))
+"""
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=150,
+                              env=_env())
+    except subprocess.TimeoutExpired:
+        pytest.fail("training with a loader worker did not finish 2 steps in 150 s (hung)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "weights.safetensors").is_file()

@@ -189,10 +189,10 @@ class MixedExamples(IterableDataset):
 
 
 def _loader_worker_init(_: int) -> None:
-    # Each loader worker is one process on one core; OpenCV's own thread pool per worker would oversubscribe the
-    # CPU many times over on a machine with many workers (a lent accelerator's host).
-    import cv2
-    cv2.setNumThreads(1)
+    # Each loader worker is one process on one core. OpenCV's thread count is set to 1 in the parent before the
+    # workers fork (see train()): calling cv2.setNumThreads in a forked child whose parent had started OpenCV's
+    # thread pool waits forever on the pool's lock (session 15: the trainer hung before its first step).
+    torch.set_num_threads(1)
 
 
 def fixed_examples(sources, cfg: SamplingConfig, n: int, seed: int = 1234) -> list[dict]:
@@ -376,6 +376,10 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     train_sources += split_sources(cfg.replay, TrainConfig.val_fraction)[0]
     # Validation examples stay the same whatever the training mix, so runs compare.
     val_set = fixed_examples(val_sources, SamplingConfig(size=cfg.crop), cfg.val_examples) if rank == 0 else []
+    if cfg.workers > 0:
+        # The workers inherit this; one OpenCV thread per worker process, so many workers on a lent accelerator's
+        # host do not oversubscribe its cores (and see _loader_worker_init for why not in the worker).
+        cv2.setNumThreads(1)
     loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
                         num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
                         worker_init_fn=_loader_worker_init if cfg.workers > 0 else None,
