@@ -376,9 +376,11 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     train_sources += split_sources(cfg.replay, TrainConfig.val_fraction)[0]
     # Validation examples stay the same whatever the training mix, so runs compare.
     val_set = fixed_examples(val_sources, SamplingConfig(size=cfg.crop), cfg.val_examples) if rank == 0 else []
+    cv2_threads = cv2.getNumThreads()
     if cfg.workers > 0:
-        # The workers inherit this; one OpenCV thread per worker process, so many workers on a lent accelerator's
-        # host do not oversubscribe its cores (and see _loader_worker_init for why not in the worker).
+        # The workers inherit this when they fork (at iter(loader) below; the parent's count is restored then):
+        # one OpenCV thread per worker process, so many workers on a lent accelerator's host do not oversubscribe
+        # its cores (see _loader_worker_init for why not in the worker).
         cv2.setNumThreads(1)
     loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
                         num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
@@ -414,6 +416,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     step = start
     stopped = out_of_time = False
     it = iter(loader)
+    cv2.setNumThreads(cv2_threads)
     sim_rng = np.random.default_rng([cfg.seed, rank, start])
 
     def checkpoint() -> None:
