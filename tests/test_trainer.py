@@ -264,9 +264,8 @@ def test_replay_sources_are_trained_on_and_bad_ones_are_refused(tmp_path: Path,
     assert cfg.replay == [f"masks:{folder}", "synthetic:4:0.2"] and cfg.freeze_bn and cfg.anchor == 5.0
 
 
-def test_simulated_corrections_click_on_the_nets_own_errors() -> None:
-    """Iterative training: each round adds the protocol's click on the prediction's larger error, with the
-    right sign, and feeds the prediction back as the previous mask; the target and the image stay."""
+def _first_click_batch_and_prediction():
+    """Four first-click examples of synthetic scenes, an untrained net, and its thresholded prediction."""
     from train.sampling import SamplingConfig, make_example
     from train.synthetic import SyntheticScenes
 
@@ -281,12 +280,19 @@ def test_simulated_corrections_click_on_the_nets_own_errors() -> None:
     with torch.no_grad():
         logits, _ = net(batch["image"], batch["pointer"], batch["roi"])
     pred = ((logits > 0) & (batch["roi"] > 0.5))[:, 0].numpy()
+    return batch, net, pred
+
+
+def test_simulated_corrections_click_on_the_nets_own_errors() -> None:
+    """Iterative training: each round adds the protocol's click on the prediction's larger error, with the
+    right sign, and feeds the prediction back as the previous mask; the target and the image stay."""
+    batch, net, pred = _first_click_batch_and_prediction()
     out = trainer.simulate_corrections(net, batch, rounds=1)
     assert torch.equal(out["target"], batch["target"]) and torch.equal(out["image"], batch["image"])
     target = batch["target"][:, 0].numpy() > 0.5
     allowed = (batch["valid"] * batch["roi"])[:, 0].numpy() > 0.5
     changed = 0
-    for i in range(len(examples)):
+    for i in range(len(pred)):
         added_pos = ((out["pointer"][i, 0] > 0.5) & ~(batch["pointer"][i, 0] > 0.5)).numpy()
         added_neg = ((out["pointer"][i, 1] > 0.5) & ~(batch["pointer"][i, 1] > 0.5)).numpy()
         missed, wrong = target[i] & ~pred[i] & allowed[i], pred[i] & ~target[i] & allowed[i]
@@ -378,20 +384,7 @@ def test_max_minutes_schedule_follows_the_clock_and_a_negative_budget_is_refused
 def test_simulated_refinement_round_feeds_the_mask_back_without_a_click() -> None:
     """self_refine: a round that adds no click leaves the click channels as they were and puts the net's own
     prediction in the previous-mask channel, as the Segmenter's first-click refinement does at inference."""
-    from train.sampling import SamplingConfig, make_example
-    from train.synthetic import SyntheticScenes
-
-    scenes = SyntheticScenes(6, size=(96, 96), seed=3)
-    rng = np.random.default_rng(0)
-    examples = [ex for ex in (make_example(scenes[i], rng, SamplingConfig(size=64, p_correction=0.0), True)
-                              for i in range(6)) if ex is not None][:4]
-    batch = trainer._collate(examples)
-    torch.manual_seed(0)
-    net = PointerSegNet(pretrained_backbone=False)
-    net.eval()
-    with torch.no_grad():
-        logits, _ = net(batch["image"], batch["pointer"], batch["roi"])
-    pred = ((logits > 0) & (batch["roi"] > 0.5))[:, 0].numpy()
+    batch, net, pred = _first_click_batch_and_prediction()
     assert pred.any()
     out = trainer.simulate_corrections(net, batch, rounds=1, add_clicks=[False])
     assert torch.equal(out["pointer"][:, :2], batch["pointer"][:, :2])
