@@ -251,3 +251,15 @@ def test_proposal_hint_is_not_cut_off(qtbot, project, size):  # noqa: F811
     qtbot.waitUntil(lambda: "refine" in info.text(), timeout=2000)
     qtbot.wait(50)  # the layout settles
     assert info.height() >= info.heightForWidth(info.width()), (info.text(), info.width(), info.height())
+
+
+def test_a_long_error_banner_shows_all_its_lines(qtbot, project):  # noqa: F811
+    """The error banner above the canvas wraps long messages (a path, an exception): every line must fit."""
+    win = make_window(qtbot, project)
+    long = ("Could not read /home/someone/data/very/long/folder/name/with/many/parts/image_0001.tif: the file is "
+            "truncated or not an image OpenCV can decode (cv2.imread returned None). It was skipped; nothing was lost.")
+    win.notify(long, error=True)
+    win.notify("Second failure: " + long, error=True)
+    qtbot.wait(50)
+    b = win.banner
+    assert b.isVisible() and b.height() >= b.heightForWidth(b.width()), (b.width(), b.height())
