@@ -251,3 +251,30 @@ def test_trainer_refuses_an_empty_scale_range(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="scale-min"):
         train(TrainConfig(sources=["synthetic:4"], out=str(tmp_path), steps=1, crop=64, scale_min=2.0, scale_max=1.0))
+
+
+def test_rotated_crops_keep_masks_on_their_pixels(recorded) -> None:
+    # Rotation is part of the same warp as scale and crop: a target that slid off its object would teach the net
+    # to segment the wrong pixels. Zoomed in (scale 2), an unrotated crop lies inside the image; rotated crops show
+    # the black outside in their corners.
+    cfg = SamplingConfig(size=SIZE, scale_range=(2.0, 2.0), rotate_deg=40.0, p_correction=0.0)
+    outside_shares = []
+    for ex, rec in _examples(cfg, 20, recorded):
+        rgb = _rgb(ex)
+        target = ex["target"][0] > 0.5
+        x, y, _ = rec["clicks"][0]
+        assert target[y, x]
+        core = cv2.erode(target.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if core.sum() >= 10:
+            colours, counts = np.unique(rgb[core].reshape(-1, 3), axis=0, return_counts=True)
+            assert counts.max() / counts.sum() > 0.95, "the target covers pixels of another segment"
+        outside_shares.append(float((rgb.sum(-1) <= 3).mean()))
+    assert max(outside_shares) > 0.02
+
+
+def test_grey_augmentation_removes_colour_and_is_off_by_default(recorded) -> None:
+    grey = [_rgb(ex) for ex, _ in _examples(SamplingConfig(size=SIZE, p_grey=1.0), 5, recorded)]
+    assert all(np.abs(im[..., 0] - im[..., 1]).max() <= 1 and np.abs(im[..., 1] - im[..., 2]).max() <= 1
+               for im in grey)
+    plain = [_rgb(ex) for ex, _ in _examples(SamplingConfig(size=SIZE), 5, recorded)]
+    assert any(np.abs(im[..., 0] - im[..., 2]).max() > 50 for im in plain)

@@ -30,6 +30,12 @@ class SamplingConfig:
     # the pointer at the interior-most point of the ROI, the target whatever segment lies under it.
     p_sweep: float = 0.0
     sweep_scale_range: tuple[float, float] = (0.6, 1.0)
+    # Stronger augmentation against over-fitting the few hundred photo objects (0 = off, the old stream): crops
+    # rotated by up to this many degrees (in the same warp as scale and crop), and this share of examples turned
+    # grey or blurred, so the net leans less on the exact colours and sharpness of the objects it has seen.
+    rotate_deg: float = 0.0
+    p_grey: float = 0.0
+    p_blur: float = 0.0
 
 
 def interior_point(mask: np.ndarray, rng: np.random.Generator | None = None) -> tuple[int, int]:
@@ -114,6 +120,16 @@ def _color_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def _grey_and_blur(image: np.ndarray, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndarray:
+    """The optional photometric part of the stronger augmentation (no random draw when it is off)."""
+    if cfg.p_grey > 0 and rng.random() < cfg.p_grey:
+        image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    if cfg.p_blur > 0 and rng.random() < cfg.p_blur:
+        sigma = float(rng.uniform(0.5, 1.5))
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    return image
+
+
 def _scale_and_crop(sample: Sample, target_idx: int, cfg: SamplingConfig, rng: np.random.Generator,
                     scale_range: tuple[float, float] | None = None):
     """Scale the sample and cut an SxS crop that holds a random pixel of the target segment."""
@@ -129,6 +145,11 @@ def _scale_and_crop(sample: Sample, target_idx: int, cfg: SamplingConfig, rng: n
     y0 = int(np.clip(py - rng.uniform(0.1, 0.9) * s, min(0, nh - s), max(0, nh - s)))
     # One affine warp per array does scale and crop at once: cheaper than resizing whole images and masks.
     m = np.array([[scale, 0, -x0], [0, scale, -y0]], np.float64)
+    if cfg.rotate_deg > 0:
+        # Rotate about the target pixel's place in the crop, so the target stays in view.
+        rot = cv2.getRotationMatrix2D((float(px - x0), float(py - y0)),
+                                      float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)), 1.0)
+        m = rot @ np.vstack([m, [0, 0, 1]])
 
     def warp(a: np.ndarray, interp: int, border: int = 0) -> np.ndarray:
         return cv2.warpAffine(a, m, (s, s), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
@@ -204,6 +225,7 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: SamplingConfig |
         image, target, ignore, inside = (a[:, ::-1].copy() for a in (image, target, ignore, inside))
         others = [o[:, ::-1].copy() for o in others]
     image = _color_jitter(image, rng)
+    image = _grey_and_blur(image, cfg, rng)
 
     if sweep:
         return _sweep_example(image, target, others, ignore, inside, rng)

@@ -75,6 +75,10 @@ class TrainConfig:
     # log-uniformly between the two; a click runs the whole image at 1.0.
     scale_min: float = 0.9
     scale_max: float = 2.2
+    # Stronger augmentation (sampling.rotate_deg, p_grey, p_blur): off by default.
+    rotate_deg: float = 0.0
+    p_grey: float = 0.0
+    p_blur: float = 0.0
     # A wall-clock budget in minutes (0 = none), for a lent accelerator whose time is fixed and whose speed is not
     # known in advance: the cosine decay then runs on the share of the budget used instead of the share of `steps`,
     # and training ends when the budget is spent (or at `steps`, whichever comes first), annealed either way.
@@ -369,7 +373,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
 
     if not 0 < cfg.scale_min <= cfg.scale_max:
         raise ValueError(f"need 0 < --scale-min <= --scale-max, got {cfg.scale_min!r}, {cfg.scale_max!r}")
-    scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep, scale_range=(cfg.scale_min, cfg.scale_max))
+    scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep, scale_range=(cfg.scale_min, cfg.scale_max),
+                          rotate_deg=cfg.rotate_deg, p_grey=cfg.p_grey, p_blur=cfg.p_blur)
     train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction)
     # Replayed data keeps out the files a base run with the default split held out, so the base's validation
     # images stay unseen (they measure forgetting).
