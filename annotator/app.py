@@ -26,8 +26,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="use an untrained net (Segmenter.random_init) instead of the bundled weights (demos)")
     p.add_argument("--weights", metavar="SAFETENSORS",
                    help="weights file to load instead of the bundled ones (e.g. PROJECT/finetune/<run>/weights.safetensors)")
-    p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--size", default=None,
+                   help="window size WxH (default 1280x800, made smaller to fit a smaller screen)")
     return p
+
+
+def initial_window_size(size: Optional[str], app: Any) -> tuple[int, int]:
+    """--size WxH as given; by default 1280x800, bounded by the screen's free area (less room for the title bar)
+    so the whole window, status bar included, is on a 1366x768 laptop screen."""
+    if size:
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+            return w, h
+        except ValueError:
+            pass
+    w, h = 1280, 800
+    screen = app.primaryScreen()
+    if screen is not None:
+        free = screen.availableGeometry()
+        w, h = min(w, free.width()), min(h, free.height() - 40)
+    return max(w, 640), max(h, 480)
 
 
 def main(
@@ -71,11 +89,7 @@ def main(
     app.setApplicationName("Pointer annotator")
     win = MainWindow(segmenter=segmenter, segmenter_factory=segmenter_factory,
                      confirm_dialogs=not args.screenshot, weights_path=weights_path)
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        win.resize(w, h)
-    except ValueError:
-        pass
+    win.resize(*initial_window_size(args.size, app))
     _install_excepthook(win)
     win.show()
     if args.path:

@@ -263,3 +263,57 @@ def test_a_long_error_banner_shows_all_its_lines(qtbot, project):  # noqa: F811
     qtbot.wait(50)
     b = win.banner
     assert b.isVisible() and b.height() >= b.heightForWidth(b.width()), (b.width(), b.height())
+
+
+def test_the_window_fits_a_laptop_screen_and_keeps_its_size(qtbot, project):  # noqa: F811
+    """Session 16, seen under Xvfb: the side panels' stacked minimum heights made the window at least 915 px tall,
+    taller than a 1366x768 laptop screen (the image list and the status bar fell off it), and each proposal's
+    longer hint made the window grow again. The side column now scrolls instead."""
+    win = make_window(qtbot, project)
+    assert win.minimumSizeHint().height() <= 700, win.minimumSizeHint()
+    win.resize(1280, 700)
+    qtbot.wait(50)
+    assert win.height() == 700
+    click(qtbot, win, 40, 50)
+    wait_proposal(qtbot, win)
+    qtbot.waitUntil(lambda: "refine" in win.tools_panel.info.text(), timeout=2000)
+    qtbot.wait(50)
+    assert win.height() == 700                      # a proposal's hint does not resize the window
+    info = win.tools_panel.info
+    assert info.height() >= info.heightForWidth(info.width())
+    # Everything in the side column can be reached: it scrolls to the image list.
+    win.side_scroll.ensureWidgetVisible(win.images_panel)
+    qtbot.wait(50)
+    top_left = win.images_panel.mapTo(win.side_scroll.viewport(), win.images_panel.rect().topLeft())
+    assert 0 <= top_left.y() < win.side_scroll.viewport().height()
+    # On a large screen nothing scrolls.
+    win.resize(1600, 1000)
+    qtbot.wait(50)
+    assert win.side_scroll.verticalScrollBar().maximum() == 0
+
+
+def test_the_default_window_size_fits_the_screen() -> None:
+    """The default 1280x800 window was taller than the free area of a 1366x768 screen; --size is kept as given."""
+    from PyQt5.QtCore import QRect
+
+    from annotator.app import initial_window_size
+
+    class Screen:
+        def __init__(self, w: int, h: int) -> None:
+            self.free = QRect(0, 0, w, h)
+
+        def availableGeometry(self) -> QRect:  # noqa: N802
+            return self.free
+
+    class App:
+        def __init__(self, w: int, h: int) -> None:
+            self.screen = Screen(w, h)
+
+        def primaryScreen(self) -> Screen:  # noqa: N802
+            return self.screen
+
+    laptop = App(1366, 728)                        # 768 px less a 40 px taskbar
+    w, h = initial_window_size(None, laptop)
+    assert w <= 1366 and h + 40 <= 728
+    assert initial_window_size(None, App(2560, 1400)) == (1280, 800)
+    assert initial_window_size("1024x600", laptop) == (1024, 600)

@@ -17,11 +17,13 @@ from PyQt5.QtWidgets import (
     QColorDialog,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressDialog,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -38,6 +40,15 @@ from .model_actions import ModelActionsMixin
 from .panels import CategoryPanel, ImageListPanel, SegmentListPanel, ToolPanel
 from .shortcuts import ShortcutsOverlay
 from .worker import WorkerThread
+
+
+class _MinimumHeightColumn(QVBoxLayout):
+    """A column layout that does not report height-for-width. QScrollArea sizes a height-for-width widget to its
+    preferred height (the lists' comfortable size, 1223 px here), so the side column would scroll even on a large
+    screen; its word-wrapped labels keep their own minimum heights (WrappedLabel), so nothing is cut."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
+        return False
 
 
 class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsMixin, QMainWindow):
@@ -127,7 +138,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.segments_panel = SegmentListPanel()
         self.tools_panel = ToolPanel()
         side = QWidget()
-        lay = QVBoxLayout(side)
+        lay = _MinimumHeightColumn(side)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.tools_panel)
         lay.addWidget(self.categories_panel, 1)
@@ -147,9 +158,18 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         llay.setSpacing(0)
         llay.addWidget(self.banner)
         llay.addWidget(self.canvas, 1)
+        # The side column scrolls when the window is short: its panels' minimum heights add up to more than a
+        # 768 px laptop screen, and a window may not be shorter than its contents' minimum.
+        self.side_scroll = QScrollArea()
+        self.side_scroll.setWidget(side)
+        self.side_scroll.setWidgetResizable(True)
+        self.side_scroll.setFrameShape(QFrame.NoFrame)
+        self.side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.side_scroll.setMinimumWidth(side.minimumSizeHint().width()
+                                         + self.side_scroll.verticalScrollBar().sizeHint().width())
         split = QSplitter()
         split.addWidget(left)
-        split.addWidget(side)
+        split.addWidget(self.side_scroll)
         split.setStretchFactor(0, 1)
         split.setSizes([960, 320])
         self.setCentralWidget(split)
