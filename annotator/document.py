@@ -170,7 +170,10 @@ def encode_id_png(labels: np.ndarray) -> bytes:
     """PNG bytes of a label map in the COCO panoptic RGB encoding."""
     if labels.size and (labels.min() < 0 or labels.max() > MAX_SEGMENT_ID):
         raise ValueError(f"segment ids must be in [0, {MAX_SEGMENT_ID}]")
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(ids_to_rgb(labels), cv2.COLOR_RGB2BGR))
+    ids = np.asarray(labels).astype("<u4", copy=False)  # little-endian bytes: R, G, B, (zero) high byte
+    bgr = cv2.cvtColor(ids.view(np.uint8).reshape(ids.shape + (4,)), cv2.COLOR_RGBA2BGR) if ids.size else \
+        np.zeros(ids.shape + (3,), np.uint8)
+    ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError("cv2.imencode failed to encode a label map")
     return buf.tobytes()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotator.coco_io import (export_coco_instances, export_coco_panoptic, import_coco_panoptic,
-                               segment_stats, validate_coco_panoptic)
+                               segment_areas, segment_stats, validate_coco_panoptic)
 from annotator import document
 from annotator.document import Project, ProjectError, read_id_png
 
@@ -54,6 +54,32 @@ def test_segment_stats_matches_masks():
     lab[0, 0] = 5
     st = segment_stats(lab)
     assert st == {5: (9, [0, 0, 12, 7]), 70000: (1, [40, 20, 1, 1])}
+
+
+@pytest.mark.parametrize("big_ids", [False, True])
+def test_segment_areas_count_every_asked_id(big_ids):
+    # The segment list's areas: small ids are counted directly, imported 24-bit COCO ids through the asked ids.
+    rng = np.random.default_rng(3)
+    pool = np.array([0, 5, 70000, 16_000_000, 12] if big_ids else [0, 1, 2, 7, 300])
+    for _ in range(20):
+        lab = pool[rng.integers(0, len(pool), tuple(rng.integers(1, 30, 2)))].astype(np.int32)
+        asked = [int(i) for i in pool[1:] if rng.random() < 0.7] + [99]
+        want = {i: int((lab == i).sum()) for i in asked}
+        assert segment_areas(lab, asked) == want
+    assert segment_areas(np.zeros((0, 4), np.int32), [3]) == {3: 0}
+
+
+def test_label_maps_are_stored_in_the_coco_id_colours(tmp_path):
+    # id = R + 256 G + 256^2 B, the panoptic encoding other COCO tools read; written and read back exactly.
+    lab = np.array([[0, 1, 256], [65536, 70000, 16_000_000]], np.int32)
+    rgb = document.ids_to_rgb(lab)
+    assert rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+    assert rgb[1, 1].tolist() == [70000 % 256, (70000 // 256) % 256, 70000 // 65536]
+    assert rgb[0, 2].tolist() == [0, 1, 0] and rgb[1, 0].tolist() == [0, 0, 1]
+    path = tmp_path / "l.png"
+    path.write_bytes(document.encode_id_png(lab))
+    assert (read_id_png(path) == lab).all()
+    assert cv2.imread(str(path))[1, 2].tolist()[::-1] == rgb[1, 2].tolist()  # a plain reader sees the same colours
 
 
 def test_export_is_valid_coco_panoptic(proj, tmp_path):

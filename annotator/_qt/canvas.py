@@ -26,8 +26,9 @@ PROPOSAL_EDGE = (255, 255, 0)
 @functools.lru_cache(maxsize=4)
 def _hatch(h: int, w: int, period: int = 8) -> np.ndarray:
     """Diagonal stripe pattern: drawn over unlabelled pixels so the remaining work shows at a glance."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    return ((xx + yy) % period) < 2
+    yy, xx = np.mgrid[0:period, 0:period]
+    tile = ((xx + yy) % period) < 2  # periodic in x and y: tiled, not computed per pixel (a 24 MP scan)
+    return np.tile(tile, (-(-h // period), -(-w // period)))[:h, :w].copy()
 
 
 def label_edges(labels: np.ndarray) -> np.ndarray:
@@ -77,34 +78,45 @@ def compose_overlay(
     outlines: bool = True,
     selected: Sequence[int] = (),
 ) -> np.ndarray:
-    """RGBA overlay for a label map: category-coloured fill, outlines, hatch on unlabelled pixels."""
+    """RGBA overlay for a label map: category-coloured fill, outlines, hatch on unlabelled pixels.
+
+    Every pixel is one row of a small colour table (fill, outline, hatch stripe, unlabelled), gathered once as
+    32-bit words: a 24-megapixel scan redraws in a fraction of a second instead of seconds of masked writes."""
     h, w = labels.shape
     rows, keys = lut_rows(labels, colors)
-    lut = np.zeros((len(keys) + 1, 4), np.uint8)
+    n = len(keys) + 1
     alpha = int(round(np.clip(opacity, 0.0, 1.0) * 255))
+    table = np.zeros((2 * n + 2, 4), np.uint8)  # rows: fill [0, n), outline [n, 2n), stripe 2n, unlabelled 2n+1
     for sid, col in colors.items():
         r = int(np.searchsorted(keys, sid))
         if sid > 0 and r < len(keys) and keys[r] == sid:
-            lut[r, :3] = col
-            lut[r, 3] = alpha
-    rgba = lut[rows]
-    if show_unlabelled:
-        un = labels == 0
-        stripe = un & _hatch(h, w)
-        rgba[stripe] = (255, 255, 255, 80)
-        rgba[un & ~stripe] = (0, 0, 0, 30)
+            table[r, :3] = col
+            table[r, 3] = alpha
+    table[n:2 * n] = table[:n]
+    table[n + 1:2 * n, 3] = np.where(table[1:n, :3].any(axis=1) | (table[1:n, 3] > 0), 255, 0)
+    table[2 * n] = (255, 255, 255, 80)
+    table[2 * n + 1] = (0, 0, 0, 30)
+    idx = np.array(rows, np.int32)  # a copy: rows may be the label map itself
     if outlines:
         # All outlines at once from label changes (O(pixels), no per-segment pass) ...
-        edge = label_edges(labels)
-        full = lut.copy()
-        full[1:, 3] = np.where(full[1:, :3].any(axis=1) | (full[1:, 3] > 0), 255, 0)
-        rgba[edge] = full[rows[edge]]
+        idx[label_edges(labels)] += n
+    if show_unlabelled:
+        np.copyto(idx, np.int32(2 * n + 1) - _hatch_rows(h, w), where=labels == 0)
+    rgba = table.view(np.uint32)[:, 0][idx].view(np.uint8).reshape(h, w, 4)
     for sid in selected:
         # ... and the selected segments traced with OpenCV contours, thick and white.
         if sid > 0:
             cs = outline_contours(labels == sid)
             cv2.drawContours(rgba, cs, -1, (255, 255, 255, 255), 2)
     return np.ascontiguousarray(rgba)
+
+
+@functools.lru_cache(maxsize=2)
+def _hatch_rows(h: int, w: int) -> np.ndarray:
+    """The hatch as int8 1 (stripe) / 0, read-only (cached): the stripe row sits one below the unlabelled row."""
+    rows = _hatch(h, w).astype(np.int8)
+    rows.flags.writeable = False
+    return rows
 
 
 def segment_color(segment_id: int) -> Tuple[int, int, int]:

@@ -519,11 +519,11 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self._refresh_segment_list(entry, colors)
 
     def _refresh_segment_list(self, entry, colors) -> None:
-        from annotator.coco_io import segment_stats
+        from annotator.coco_io import segment_areas
 
-        stats = segment_stats(np.asarray(entry.labels))  # one pass for all areas
+        areas = segment_areas(np.asarray(entry.labels), entry.segments)  # one counting pass for all areas
         names = {c.id: c.name for c in self.project.categories}
-        rows = [(sid, names.get(seg.category_id, "?"), stats.get(sid, (0, None))[0], colors[sid])
+        rows = [(sid, names.get(seg.category_id, "?"), areas.get(sid, 0), colors[sid])
                 for sid, seg in sorted(entry.segments.items())]
         self.segments_panel.set_segments(rows, set(self.selected), self.hidden)
 
