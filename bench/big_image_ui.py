@@ -66,11 +66,15 @@ def main(argv=None) -> int:
         app.processEvents()  # the deferred redraw runs here, in the same thread
         times.setdefault(name, []).append(time.perf_counter() - t)
 
-    def wait(pred, timeout: float = 120.0) -> None:
-        t = time.monotonic()
+    def wait(pred, timeout: float = 120.0) -> float:
+        """Wait in the event loop; returns the longest time one pass of it took (the worst freeze meanwhile)."""
+        t, worst = time.monotonic(), 0.0
         while not pred() and time.monotonic() - t < timeout:
+            t1 = time.perf_counter()
             app.processEvents()
+            worst = max(worst, time.perf_counter() - t1)
             time.sleep(0.001)
+        return worst
 
     project = Project.new([image], os.path.join(tmp, "project"))
     holder = {}
@@ -85,7 +89,7 @@ def main(argv=None) -> int:
         while project.images[0].labels[y, x] != 0:
             x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
         timed("click (the handler; the net runs in the worker)", lambda: win.on_canvas_click(x, y, True))
-        wait(lambda: win.pending is None)
+        times.setdefault("worst freeze until the proposal is shown", []).append(wait(lambda: win.pending is None))
         timed("accept the proposal (save included)", win.accept_proposal)
         sid = int(project.images[0].labels[y, x])
         if sid:

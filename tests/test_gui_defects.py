@@ -317,3 +317,44 @@ def test_the_default_window_size_fits_the_screen() -> None:
     assert w <= 1366 and h + 40 <= 728
     assert initial_window_size(None, App(2560, 1400)) == (1280, 800)
     assert initial_window_size("1024x600", laptop) == (1024, 600)
+
+
+def test_selected_segments_are_traced_and_the_trace_follows_the_selection(qtbot, project):  # noqa: F811
+    """The selection outline is its own item (selecting no longer redraws the whole overlay, half a second on a
+    24 MP scan): it must still trace exactly the selected segments, follow merges and deletes, and go with Esc."""
+    win = make_window(qtbot, project)
+    entry = project.images[0]
+    for x in (40, 100):
+        click(qtbot, win, x, 50)
+        wait_proposal(qtbot, win)
+        qtbot.keyClick(win, Qt.Key_Return)
+    sid1, sid2 = int(entry.labels[50, 40]), int(entry.labels[50, 100])
+    assert sid1 and sid2 and sid1 != sid2
+
+    def traced():
+        r = win.canvas.selection_item.path().boundingRect()
+        return None if r.isEmpty() else (r.left(), r.top(), r.right(), r.bottom())
+
+    def bbox(sid):
+        ys, xs = np.nonzero(entry.labels == sid)
+        return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+    assert traced() is None
+    click(qtbot, win, 40, 50)                      # select the first
+    x0, y0, x1, y1 = bbox(sid1)
+    t = traced()
+    assert t is not None and abs(t[0] - x0) <= 1 and abs(t[1] - y0) <= 1 and abs(t[2] - x1) <= 1 and abs(t[3] - y1) <= 1
+    assert win.segments_panel.list.item(win.segments_panel.row_of(sid1)).isSelected()
+    click(qtbot, win, 100, 50, Qt.LeftButton, Qt.ControlModifier)   # and the second
+    t = traced()
+    assert t[0] <= x0 + 1 and t[2] >= bbox(sid2)[2] - 1
+    qtbot.keyClick(win, Qt.Key_M)                  # merged: one segment, still selected and traced
+    qtbot.wait(20)
+    assert win.selected == [sid1] and traced() is not None
+    qtbot.keyClick(win, Qt.Key_Escape)
+    assert win.selected == [] and traced() is None
+    assert not win.segments_panel.list.selectedItems()
+    click(qtbot, win, 40, 50)
+    qtbot.keyClick(win, Qt.Key_Delete)             # deleted: nothing left to trace
+    qtbot.wait(20)
+    assert traced() is None

@@ -53,3 +53,16 @@ def test_overlay_matches_the_reference(big_ids):
         want = reference_overlay(labels, colors, opacity, hatch, outlines, selected)
         assert got.dtype == np.uint8 and got.flags.c_contiguous
         assert np.array_equal(got, want), trial
+
+
+def test_proposal_is_filled_and_outlined():
+    from annotator._qt.canvas import compose_proposal
+
+    mask = np.zeros((40, 50), bool)
+    mask[10:30, 12:40] = True
+    rgba = compose_proposal(mask, fill=(1, 2, 3), edge=(9, 8, 7), alpha=120)
+    assert rgba.shape == (40, 50, 4) and rgba.dtype == np.uint8 and rgba.flags.c_contiguous
+    assert tuple(rgba[20, 25]) == (1, 2, 3, 120)          # inside
+    assert tuple(rgba[10, 25]) == (9, 8, 7, 255)          # on the outline
+    assert tuple(rgba[2, 2]) == (0, 0, 0, 0)              # outside: transparent
+    assert (rgba[..., 3] > 0).sum() >= mask.sum()

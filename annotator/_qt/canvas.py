@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QPen
-from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
+from PyQt5.QtGui import QColor, QPainterPath, QPen
+from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -141,8 +141,9 @@ def compose_proposals(masks: Sequence[np.ndarray], shape: Tuple[int, int], alpha
 
 
 def compose_proposal(mask: np.ndarray, fill=PROPOSAL_FILL, edge=PROPOSAL_EDGE, alpha: int = 120) -> np.ndarray:
-    rgba = np.zeros(mask.shape + (4,), np.uint8)
-    rgba[mask] = (*fill, alpha)
+    # A two-row colour table gathered as 32-bit words: a boolean-indexed write costs ~0.2 s on a 24 MP scan.
+    table = np.array([(0, 0, 0, 0), (*fill, alpha)], np.uint8).view(np.uint32)[:, 0]
+    rgba = table[np.ascontiguousarray(mask, bool).view(np.uint8)].view(np.uint8).reshape(mask.shape + (4,))
     cv2.drawContours(rgba, outline_contours(mask), -1, (*edge, 255), 2)
     return rgba
 
@@ -242,6 +243,15 @@ class Canvas(pg.GraphicsLayoutWidget):
         ):
             item.setZValue(z)
             self.view.addItem(item)
+        # Selected segments are traced by a vector outline above the overlay, so selecting one does not redraw
+        # the whole overlay (half a second on a 24-megapixel scan).
+        self.selection_item = QGraphicsPathItem()
+        spen = QPen(QColor(255, 255, 255))
+        spen.setCosmetic(True)
+        spen.setWidth(2)
+        self.selection_item.setPen(spen)
+        self.selection_item.setZValue(1.5)
+        self.view.addItem(self.selection_item, ignoreBounds=True)
         self.shape: Optional[Tuple[int, int]] = None
         self.proposal_visible = False
         # The brush / eraser footprint follows the mouse, so its size is visible before painting.
@@ -261,6 +271,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         if rgb is None:
             self.image_item.clear()
             self.overlay_item.clear()
+            self.set_selection([])
             self.shape = None
             self.set_proposal(None)
             return
@@ -273,6 +284,24 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.overlay_item.clear()
         else:
             self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def set_selection(self, contours: Sequence[np.ndarray]) -> None:
+        """Trace these OpenCV contours (pixel coordinates) in white; none clears the selection outline."""
+        xs, ys, connect = [], [], []
+        for c in contours:
+            pts = np.asarray(c, np.float64).reshape(-1, 2) + 0.5  # pixel centres
+            if len(pts) == 0:
+                continue
+            pts = np.vstack([pts, pts[:1]])                          # closed
+            xs.append(pts[:, 0])
+            ys.append(pts[:, 1])
+            link = np.ones(len(pts), bool)
+            link[-1] = False                                         # no line to the next contour
+            connect.append(link)
+        if not xs:
+            self.selection_item.setPath(QPainterPath())
+            return
+        self.selection_item.setPath(pg.arrayToQPath(np.concatenate(xs), np.concatenate(ys), np.concatenate(connect)))
 
     def set_proposal(self, rgba: Optional[np.ndarray], clicks: Sequence[Tuple[int, int, bool]] = ()) -> None:
         self.proposal_visible = rgba is not None

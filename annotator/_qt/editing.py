@@ -38,13 +38,13 @@ class EditingMixin:
                     self.selected.remove(sid)
                 else:
                     self.selected.append(sid)
-                self._refresh_overlay()
+                self._refresh_selection()
                 self._update_tool_panel()
             return
         if not self.clicks and sid and self.roi_mode != "whole":
             # Starting on an accepted segment selects it (the net cannot put anything there anyway).
             self.selected = [sid] if positive else []
-            self._refresh_overlay()
+            self._refresh_selection()
             self._update_tool_panel()
             cat = entry.segments.get(sid)
             if cat is not None:
@@ -59,7 +59,7 @@ class EditingMixin:
             return
         if self.selected:
             self.selected = []
-            self._refresh_overlay()
+            self._refresh_selection()
         if not self.clicks and not positive:
             self.status("The first click must be positive (left click).")
             return

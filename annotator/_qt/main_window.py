@@ -32,7 +32,7 @@ from PyQt5.QtWidgets import (
 from annotator.document import PROJECT_FILE, Project, ProjectError, read_image_checked
 
 from .auto_segment import AutoSegmentMixin
-from .canvas import Canvas, compose_overlay, segment_color
+from .canvas import Canvas, compose_overlay, outline_contours, segment_color
 from .editing import EditingMixin
 from .file_actions import FileActionsMixin
 from .finetune_panel import FinetuneOptionsDialog, FinetunePanel, FinetuneProcess, default_threads
@@ -514,9 +514,21 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                   for sid, s in entry.segments.items()}
         self.hidden &= set(entry.segments)
         shown = {sid: c for sid, c in colors.items() if sid not in self.hidden}
-        rgba = compose_overlay(np.asarray(entry.labels), shown, self.opacity, self.hatch, True, self.selected)
+        rgba = compose_overlay(np.asarray(entry.labels), shown, self.opacity, self.hatch, True)
         self.canvas.set_overlay(rgba)
         self._refresh_segment_list(entry, colors)
+        self._refresh_selection()
+
+    def _refresh_selection(self) -> None:
+        """The selected segments' outlines and their rows in the list, without redrawing the overlay."""
+        entry = self.entry
+        if entry is None or self.image is None:
+            self.canvas.set_selection([])
+            return
+        self.selected = [s for s in self.selected if s in entry.segments]
+        labels = np.asarray(entry.labels)
+        self.canvas.set_selection([c for sid in self.selected for c in outline_contours(labels == sid)])
+        self.segments_panel.set_selected(set(self.selected))
 
     def _refresh_segment_list(self, entry, colors) -> None:
         from annotator.coco_io import segment_areas
@@ -529,7 +541,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
 
     def _on_segment_rows_selected(self, ids: list) -> None:
         self.selected = [int(i) for i in ids]
-        self._refresh_overlay()
+        self._refresh_selection()
         self._update_tool_panel()
 
     def set_segment_visible(self, segment_id: int, visible: bool) -> None:
@@ -756,7 +768,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         elif key in (Qt.Key_Escape, Qt.Key_R):
             if self.proposal is None and not self.clicks and self.selected:
                 self.selected = []
-                self._refresh_overlay()
+                self._refresh_selection()
                 self._update_tool_panel()
             else:
                 self.reject_proposal()

@@ -138,6 +138,17 @@ class SegmentListPanel(QGroupBox):
         self.delete_btn.setEnabled(bool(selected))
         self._updating = False
 
+    def set_selected(self, selected) -> None:
+        """Mark these segment ids selected in the list (the rows themselves stay)."""
+        self._updating = True
+        for r in range(self.list.count()):
+            it = self.list.item(r)
+            want = it.data(Qt.UserRole) in selected
+            if it.isSelected() != want:
+                it.setSelected(want)
+        self.delete_btn.setEnabled(bool(selected))
+        self._updating = False
+
     def row_of(self, segment_id: int) -> int:
         for r in range(self.list.count()):
             if self.list.item(r).data(Qt.UserRole) == segment_id:
