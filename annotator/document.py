@@ -37,6 +37,8 @@ import numpy as np
 # rgb_to_ids is not used here but coco_io and other callers import it from this module.
 from train.coco_panoptic import decode_panoptic_png, ids_to_rgb, rgb_to_ids  # noqa: F401
 from train.readers import IMAGE_SUFFIXES
+from train.readers import check_image_size as _check_image_size
+from train.readers import displayed_size as _displayed_size
 from train.readers import read_image_rgb as _read_image_rgb
 from train.sample import DataError
 
@@ -206,6 +208,23 @@ def read_image_checked(path: PathLike) -> np.ndarray:
         raise ProjectError(str(e)) from None
 
 
+def probe_image(path: PathLike) -> tuple[int, int]:
+    """(width, height) of an image as it will be shown, from its header where that is certain (a folder of
+    thousands of camera photos opens in seconds, not minutes of decoding), else by decoding it; ProjectError
+    saying why the file cannot be used (missing, not an image, above train.readers.MAX_PIXELS)."""
+    if not os.path.isfile(path):
+        raise ProjectError(f"{path}: image file not found")
+    size = _displayed_size(path)
+    if size is None:
+        img = read_image_checked(path)
+        return img.shape[1], img.shape[0]
+    try:
+        _check_image_size(path, *size)
+    except DataError as e:
+        raise ProjectError(str(e)) from None
+    return size
+
+
 def list_images(folder: PathLike) -> list[str]:
     """Sorted absolute paths of the image files (by extension) directly in ``folder``."""
     folder = Path(folder)
@@ -296,6 +315,10 @@ class ImageEntry:
         self._labels = None
         return True
 
+    def _has_no_labels(self) -> bool:
+        return (not self.segments and self.label_file is None and not self._dirty
+                and (self._labels is None or not self._labels.any()))
+
     def labelled_fraction(self) -> float:
         """Fraction of pixels that belong to an accepted segment (no map load needed if not loaded)."""
         n = self.width * self.height
@@ -329,6 +352,11 @@ class ImageEntry:
     def read_image(self) -> np.ndarray:
         """The image as HxWx3 uint8 RGB; raises ProjectError naming the file and why it cannot be read."""
         img = read_image_checked(self.path)
+        if img.shape[:2] != (self.height, self.width) and self._has_no_labels():
+            # The size came from the header (probe_image) and the decoder disagrees (an orientation tag Pillow
+            # read differently): nothing is labelled yet, so the decoded size is simply the right one.
+            self.height, self.width = img.shape[:2]
+            self._labels = None
         if img.shape[:2] != (self.height, self.width):
             raise ProjectError(f"{self.path}: image is {img.shape[1]}x{img.shape[0]}, the project expects "
                                f"{self.width}x{self.height}")
@@ -472,14 +500,13 @@ class Project:
         entries, skipped = [], []
         for p in paths:
             try:
-                img = read_image_checked(p)
+                w, h = probe_image(p)
             except ProjectError as e:  # the message names the file and why (corrupt, too large, ...)
                 msg = f"skipped {e}"
                 log.warning(msg)
                 skipped.append(msg)
                 continue
-            entries.append(ImageEntry(os.path.abspath(p), img.shape[1], img.shape[0]))
-            del img  # one decoded image at a time
+            entries.append(ImageEntry(os.path.abspath(p), w, h))
         if categories is None:
             categories = [Category(1, "object", default_color(0), True)]
         proj = cls(project_dir, entries, [replace(c) for c in categories], _lock=lock)

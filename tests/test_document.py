@@ -57,6 +57,24 @@ def test_new_skips_unreadable_image(images_dir, tmp_path):
     assert (p.images[0].width, p.images[0].height) == (W, H)
 
 
+def test_a_header_size_the_decoder_disagrees_with_heals_until_something_is_labelled(images_dir, tmp_path,
+                                                                                   monkeypatch):
+    # Project.new takes sizes from the headers; should the decoder ever disagree (an orientation tag read
+    # differently), an image with no labels yet takes the decoded size instead of becoming unusable.
+    monkeypatch.setattr(document, "_displayed_size", lambda path: (H, W))   # sides swapped
+    p = Project.new(images_dir, tmp_path / "p")
+    assert (p.images[0].width, p.images[0].height) == (H, W)
+    assert p.images[0].read_image().shape[:2] == (H, W)
+    assert (p.images[0].width, p.images[0].height) == (W, H) and p.images[0].labels.shape == (H, W)
+    p.add_segment(0, _box(2, 8, 2, 8), 1)
+    p.save()
+    # Once labelled, a changed image file is an error that names both sizes, never a silent re-size.
+    entry = p.images[0]
+    entry.width, entry.height = H, W
+    with pytest.raises(ProjectError, match="expects"):
+        entry.read_image()
+
+
 def test_new_refuses_to_overwrite_existing_project(proj, images_dir):
     before = proj.json_path.read_bytes()
     with pytest.raises(ProjectError, match="already exists"):

@@ -182,3 +182,65 @@ def test_semantic_reader_bad_files(semantic_folder: Path) -> None:
     (semantic_folder / "labels").rmdir()
     with pytest.raises(DataError, match="labels"):
         SemanticLabelReader(semantic_folder)
+
+
+# ---- displayed_size: a folder of camera photos opens from the headers ----
+def _pil_save(path: Path, h: int, w: int, fmt: str, orientation: int | None = None) -> None:
+    from PIL import Image
+
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[: h // 3] = 255
+    kw = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kw["exif"] = exif.tobytes()
+    Image.fromarray(rgb).save(path, fmt, **kw)
+
+
+@pytest.mark.parametrize("fmt,ext", [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp")])
+@pytest.mark.parametrize("orientation", [None, 1, 3, 6, 8])
+def test_displayed_size_is_the_decoded_size_without_decoding(tmp_path, monkeypatch, fmt, ext, orientation):
+    from train.readers import displayed_size, read_image_rgb
+
+    path = tmp_path / f"photo.{ext}"
+    _pil_save(path, 30, 50, fmt, orientation)
+    h, w = read_image_rgb(path).shape[:2]           # what the annotator will show (OpenCV applies EXIF)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    monkeypatch.setattr(cv2, "imread", no_decoding)
+    assert displayed_size(path) == (w, h)
+
+
+def test_displayed_size_leaves_doubtful_files_to_the_decoder(tmp_path):
+    from train.readers import displayed_size, read_image_rgb
+
+    whole = tmp_path / "whole.jpg"
+    _pil_save(whole, 60, 80, "JPEG")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) * 2 // 3])    # a truncated copy: the header is intact
+    assert displayed_size(cut) is None
+    motion = tmp_path / "motion.jpg"
+    motion.write_bytes(data + b"\x00\x00\x00\x18ftypmp42" + bytes(500))  # data after the JPEG's end
+    assert displayed_size(motion) is None and read_image_rgb(motion).shape[:2] == (60, 80)
+    png = tmp_path / "whole.png"
+    _pil_save(png, 20, 30, "PNG")
+    cut_png = tmp_path / "cut.png"
+    cut_png.write_bytes(png.read_bytes()[:-20])
+    assert displayed_size(png) == (30, 20) and displayed_size(cut_png) is None
+    webp = tmp_path / "whole.webp"
+    _pil_save(webp, 20, 30, "WEBP")
+    cut_webp = tmp_path / "cut.webp"
+    cut_webp.write_bytes(webp.read_bytes()[:-10])
+    assert displayed_size(webp) == (30, 20) and displayed_size(cut_webp) is None
+    for fmt, ext in (("TIFF", "tif"), ("GIF", "gif"), ("BMP", "bmp")):
+        other = tmp_path / f"other.{ext}"
+        _pil_save(other, 20, 30, fmt)
+        assert displayed_size(other) is None       # decoded instead (pages, frames, rare formats)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    assert displayed_size(text) is None
