@@ -257,9 +257,9 @@ def import_labelme(source: Union[PathLike, Iterable[PathLike]], project_dir: Pat
                 raise ProjectError(f"{path}: its embedded image is not readable")
             h, w = img.shape[:2]
         else:
-            from annotator.document import read_image_checked
+            from annotator.document import probe_image
 
-            h, w = read_image_checked(image_file).shape[:2]  # EXIF-rotated as labelme shows it
+            w, h = probe_image(image_file)  # EXIF-rotated as labelme shows it; from the header where it is sure
         try:
             want_h, want_w = int(data.get("imageHeight", h)), int(data.get("imageWidth", w))
         except (TypeError, ValueError):
