@@ -358,3 +358,27 @@ def test_selected_segments_are_traced_and_the_trace_follows_the_selection(qtbot,
     qtbot.keyClick(win, Qt.Key_Delete)             # deleted: nothing left to trace
     qtbot.wait(20)
     assert traced() is None
+
+
+def test_a_click_outside_an_auto_proposal_keeps_it_queued(qtbot, project):  # noqa: F811
+    """Session 16, seen under Xvfb: with an auto-segment proposal on screen (the road), a click on another object
+    (a sign) started a new proposal and the road's proposal was gone for good. It now waits in the queue and is
+    shown again once the new one is accepted or rejected."""
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    strip = win.proposal.copy()
+    queued = len(win.bulk[0])
+    ys, xs = np.nonzero(~strip)
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+    assert not strip[y, x]
+    click(qtbot, win, x, y)                        # somewhere else: a new proposal from this click
+    mask = wait_proposal(qtbot, win)
+    assert mask[y, x] and win.clicks == [(x, y, True)]
+    assert len(win.bulk[0]) == queued + 1          # the road waits in the queue
+    assert len(project.proposals(0)) == queued + 1  # on disk once: a crash now brings it back, not two copies
+    assert "queued" in win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Return)             # accept the new one: the road is back for review
+    assert win.proposal is not None and win.proposal_from_bulk
+    assert np.array_equal(win.proposal, strip & (project.images[0].labels == 0))
+    assert len(win.bulk.get(0, [])) == queued

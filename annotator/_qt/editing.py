@@ -64,8 +64,13 @@ class EditingMixin:
             self.status("The first click must be positive (left click).")
             return
         if self.proposal_from_bulk and not self.clicks and self.proposal is not None:
-            # Re-clicking an auto-segment proposal: refine it interactively from this click on.
+            if not self.proposal[y, x]:
+                # A click elsewhere starts another object: the auto-segment proposal waits at the head of the
+                # queue and comes back once this one is accepted or rejected.
+                self.bulk.setdefault(self.index, []).insert(0, self.proposal)
+            # (Re-clicking inside it refines it interactively from this click on.)
             self.proposal = None
+            self._persist_bulk(self.index)
         self.clicks.append((int(x), int(y), bool(positive)))
         self._request_prediction()
 

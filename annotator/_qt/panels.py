@@ -26,6 +26,9 @@ def color_icon(rgb) -> QIcon:
     return QIcon(pm)
 
 
+LIST_MIN_HEIGHT = 44  # about two rows; the lists stretch into whatever height the window has
+
+
 class CategoryPanel(QGroupBox):
     """List of categories; the current one is used when accepting. Keys 1-9 pick the first nine."""
 
@@ -37,6 +40,7 @@ class CategoryPanel(QGroupBox):
     def __init__(self, parent=None) -> None:
         super().__init__("Categories", parent)
         self.list = QListWidget()
+        self.list.setMinimumHeight(LIST_MIN_HEIGHT)
         self.list.setFocusPolicy(Qt.NoFocus)  # keys stay with the window (shortcuts)
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemDoubleClicked.connect(lambda it: self.rename_requested.emit(it.data(Qt.UserRole)))
@@ -95,6 +99,7 @@ class SegmentListPanel(QGroupBox):
     def __init__(self, parent=None) -> None:
         super().__init__("Segments", parent)
         self.list = QListWidget()
+        self.list.setMinimumHeight(LIST_MIN_HEIGHT)
         self.list.setFocusPolicy(Qt.NoFocus)
         self.list.setSelectionMode(QListWidget.ExtendedSelection)
         self.list.itemSelectionChanged.connect(self._on_selection)
@@ -174,6 +179,7 @@ class ImageListPanel(QGroupBox):
     def __init__(self, parent=None) -> None:
         super().__init__("Images", parent)
         self.list = QListWidget()
+        self.list.setMinimumHeight(LIST_MIN_HEIGHT)
         self.list.setFocusPolicy(Qt.NoFocus)
         self.list.currentRowChanged.connect(self._on_row)
         self.summary = QLabel("")
@@ -316,9 +322,12 @@ class ToolPanel(QGroupBox):
         lay.addWidget(self.tool)
         lay.addWidget(self.brush)
         lay.addWidget(self.roi_mode)
-        lay.addWidget(QLabel("Overlay opacity"))
-        lay.addWidget(self.opacity)
-        lay.addWidget(self.hatch)
+        # Opacity and hatch share a row: the side column then fits a 1280x800 window without scrolling.
+        row_view = QHBoxLayout()
+        row_view.addWidget(QLabel("Opacity"))
+        row_view.addWidget(self.opacity, 1)
+        row_view.addWidget(self.hatch)
+        lay.addLayout(row_view)
         row2 = QHBoxLayout()
         row2.addWidget(self.merge_btn)
         row2.addWidget(self.delete_btn)
