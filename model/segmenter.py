@@ -42,6 +42,16 @@ class Prediction:
     mask: np.ndarray   # HxW bool at full resolution, never outside the ROI
     score: float       # the net's estimate of the mask's IoU, in [0, 1]
     seconds: float = 0.0
+    # Every reading of the first click, the default first: distinct masks the net gave the click in its other
+    # views (a part or the whole object, one of a group or the group), as SAM's multimask output. The mask
+    # above builds on readings[reading]; predict(..., reading=k) builds on another one.
+    readings: tuple = ()
+    reading: int = 0
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -162,6 +172,12 @@ class Segmenter:
         # large-object changes: IoU@1 photos 0.716 -> 0.728, NoC@90 5.07 -> 4.90; CamVid frames unchanged
         # (README). One more net pass on the first click when its mask is small; False = off.
         self.small_object_refine = bool(small_object_refine)
+        # Readings of a first click offered beside the default (Prediction.readings): at most this many more, each
+        # with IoU below `reading_overlap` with the default and with one another.
+        self.max_readings = 3
+        self.reading_overlap = 0.75
+        self._seen: list | None = None        # (mask, score) of every view of the first click being computed
+        self._readings: tuple | None = None   # (image/ROI key, first click, readings) of the last first click
         self._last: tuple | None = None       # (key, clicks, mask) of the last predict, for correction chains
         self._resized: tuple | None = None    # (key, side, resized image) so repeated clicks skip the resize
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
@@ -194,6 +210,7 @@ class Segmenter:
         self.net = fuse_for_inference(copy.deepcopy(net)).to(self.device)
         self._runner = make_runner(self.net, self.device, self.backend)
         self._last = None
+        self._readings = None
 
     @property
     def runtime(self) -> str:
@@ -364,6 +381,7 @@ class Segmenter:
         prob, score2 = self._run(image, roi, clicks, prev, window, self.max_side, key[0], key[1])
         refined = np.zeros_like(mask)
         refined[y0:y1, x0:x1] = (prob > self._cut) & roi[y0:y1, x0:x1]
+        self._note(refined, score2, clicks[0])
         cx, cy = int(clicks[0][0]), int(clicks[0][1])
         if not refined[cy, cx]:
             return mask, score  # the zoomed view lost the clicked object: keep what the whole view found
@@ -406,10 +424,13 @@ class Segmenter:
         win = (prob > self._cut) & roi[y0:y1, x0:x1]
         cut_off = ((x0 > 0 and win[:, 0].any()) or (y0 > 0 and win[0].any()) or (x1 < w and win[:, -1].any())
                    or (y1 < h and win[-1].any()))
-        if cut_off or win_score <= score or not win[int(y) - y0, int(x) - x0]:
+        if cut_off or not win[int(y) - y0, int(x) - x0]:
             return mask, score
         out = np.zeros((h, w), bool)
         out[y0:y1, x0:x1] = win
+        self._note(out, win_score, click)
+        if win_score <= score:
+            return mask, score
         return out, win_score
 
     def _large_object_view(self, image: np.ndarray, roi: np.ndarray, click: Click, mask: np.ndarray, score: float,
@@ -422,6 +443,7 @@ class Segmenter:
             return mask, score
         prob, small_score = self._run(image, roi, [click], None, (0, 0, w, h), self.large_object_side, key[0], key[1])
         small = (prob > self._cut) & roi
+        self._note(small, small_score, click)
         cx, cy = int(click[0]), int(click[1])
         if small.sum() < big or not small[cy, cx]:
             return mask, score
@@ -431,6 +453,7 @@ class Segmenter:
             if not refined[cy, cx]:
                 break  # the refinement lost the clicked object: keep the last mask that held it
             small, small_score = refined, refined_score
+            self._note(small, small_score, click)
         return small, small_score
 
     def _small_object_refine(self, image: np.ndarray, roi: np.ndarray, click: Click, mask: np.ndarray,
@@ -446,12 +469,16 @@ class Segmenter:
         refined[y0:y1, x0:x1] = (prob > self._cut) & roi[y0:y1, x0:x1]
         if not refined[int(click[1]), int(click[0])]:
             return mask, score
+        self._note(refined, refined_score, click)
         return refined, refined_score
 
     # ---- public API ----
-    def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None) -> Prediction:
+    def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None,
+                reading: int = 0) -> Prediction:
         """The segment under the clicks, inside `roi`. clicks: [(x, y, positive)] in full-image pixels, the
-        first positive; later ones correct the mask (positive adds the region under it, negative removes)."""
+        first positive; later ones correct the mask (positive adds the region under it, negative removes).
+        `reading`: which of the first click's readings (Prediction.readings) the mask builds on; 0 is the
+        default, an index past the last one means the last."""
         t0 = time.perf_counter()
         image = as_rgb(image)
         h, w = image.shape[:2]
@@ -462,22 +489,18 @@ class Segmenter:
             # The first click is on a pixel the segment may not contain (already labelled, say): nothing to find.
             return Prediction(np.zeros((h, w), bool), 0.0, time.perf_counter() - t0)
         key = (_fingerprint(image), _fingerprint(roi))
+        readings = self._first_click_readings(image, roi, clicks[0], key)
+        reading = max(0, min(int(reading), len(readings) - 1))
         start, mask, score = 0, None, 0.0
-        if self._last is not None and self._last[0] == key and tuple(self._last[1]) == tuple(clicks[:len(self._last[1])]):
+        if (self._last is not None and self._last[0] == (key, reading)
+                and tuple(self._last[1]) == tuple(clicks[:len(self._last[1])])):
             start, mask, score = len(self._last[1]), self._last[2], self._last[3]
             if start == len(clicks):
-                return Prediction(mask.copy(), score, time.perf_counter() - t0)
+                return Prediction(mask.copy(), score, time.perf_counter() - t0,
+                                  tuple(m.copy() for m, _ in readings), reading)
         for k in range(start + 1, len(clicks) + 1):
             if mask is None:
-                prob, score = self._run(image, roi, clicks[:1], None, (0, 0, w, h), self.max_side, key[0], key[1])
-                mask = (prob > self._cut) & roi
-                mask, score = self._large_object_view(image, roi, clicks[0], mask, score, key)
-                if self.refine_first != "off" and mask.any():
-                    mask, score = self._refine(image, roi, clicks[:1], mask, score, key)
-                for fraction in self.first_click_windows:
-                    mask, score = self._first_click_window(image, roi, clicks[0], fraction, mask, score, key)
-                if self.small_object_refine:
-                    mask, score = self._small_object_refine(image, roi, clicks[0], mask, score, key)
+                mask, score = readings[reading]
             else:
                 window = self._zoom_window(mask, clicks[:k], (h, w), self.zoom_min_fraction)
                 prob, score = self._run(image, roi, clicks[:k], mask, window, self.max_side, key[0], key[1])
@@ -485,8 +508,44 @@ class Segmenter:
                 new_window = (prob > self._cut) & roi[y0:y1, x0:x1]
                 apply = self._apply_correction if self.local_corrections else self._apply_window
                 mask = apply(mask, new_window, clicks[k - 1], roi, window)
-        self._last = (key, list(clicks), mask, score)
-        return Prediction(mask.copy(), score, time.perf_counter() - t0)
+        self._last = ((key, reading), list(clicks), mask, score)
+        return Prediction(mask.copy(), score, time.perf_counter() - t0, tuple(m.copy() for m, _ in readings), reading)
+
+    def _first_click_readings(self, image: np.ndarray, roi: np.ndarray, click: Click, key: tuple[str, str]
+                              ) -> list[tuple[np.ndarray, float]]:
+        """[(mask, score)] of the first click: the default (all the first-click rules below), then up to
+        `max_readings` - 1 distinct masks from the other views it ran, highest score first."""
+        if self._readings is not None and self._readings[0] == (key, tuple(click)):
+            return self._readings[1]
+        h, w = roi.shape
+        self._seen = []
+        try:
+            prob, score = self._run(image, roi, [click], None, (0, 0, w, h), self.max_side, key[0], key[1])
+            mask = (prob > self._cut) & roi
+            self._note(mask, score, click)
+            mask, score = self._large_object_view(image, roi, click, mask, score, key)
+            if self.refine_first != "off" and mask.any():
+                mask, score = self._refine(image, roi, [click], mask, score, key)
+            for fraction in self.first_click_windows:
+                mask, score = self._first_click_window(image, roi, click, fraction, mask, score, key)
+            if self.small_object_refine:
+                mask, score = self._small_object_refine(image, roi, click, mask, score, key)
+            seen = self._seen
+        finally:
+            self._seen = None
+        readings = [(mask, score)]
+        for m, sc in sorted(seen, key=lambda ms: -ms[1]):
+            if len(readings) >= self.max_readings:
+                break
+            if all(_iou(m, r) < self.reading_overlap for r, _ in readings):
+                readings.append((m, sc))
+        self._readings = ((key, tuple(click)), readings)
+        return readings
+
+    def _note(self, mask: np.ndarray, score: float, click: Click) -> None:
+        """Keep a view's mask of the first click as a possible reading, if it holds the click."""
+        if self._seen is not None and mask[int(click[1]), int(click[0])]:
+            self._seen.append((mask, float(score)))
 
     def segment_image(self, image: np.ndarray, roi: np.ndarray | None = None,
                       progress: ProgressCallback | None = None, max_segments: int = 50,

@@ -382,3 +382,50 @@ def test_a_click_outside_an_auto_proposal_keeps_it_queued(qtbot, project):  # no
     assert win.proposal is not None and win.proposal_from_bulk
     assert np.array_equal(win.proposal, strip & (project.images[0].labels == 0))
     assert len(win.bulk.get(0, [])) == queued
+
+
+class ReadingsSegmenter(FakeSegmenter):
+    """Reads a first click two ways: a disk (the part) or a 60x40 box around it (the whole)."""
+
+    def predict(self, image, clicks, roi=None, reading=0):
+        self.calls.append((list(clicks), reading))
+        h, w = image.shape[:2]
+        x, y, _ = clicks[0]
+        yy, xx = np.mgrid[0:h, 0:w]
+        disk = (xx - x) ** 2 + (yy - y) ** 2 <= 6 ** 2
+        box = (abs(xx - x) <= 30) & (abs(yy - y) <= 20)
+        readings = (disk, box)
+        reading = min(reading, 1)
+        mask = readings[reading].copy()
+        for cx, cy, positive in clicks[1:]:
+            d = (xx - cx) ** 2 + (yy - cy) ** 2 <= 6 ** 2
+            mask = mask | d if positive else mask & ~d
+        if roi is not None:
+            mask &= roi
+        from types import SimpleNamespace
+        return SimpleNamespace(mask=mask, score=0.8, readings=readings, reading=reading)
+
+
+def test_tab_shows_the_other_reading_of_a_click_and_corrections_build_on_it(qtbot, project):  # noqa: F811
+    """Part or whole: the net's other reading of the first click is one Tab away (as SAM's multimask output);
+    a correction then refines the reading shown, and Enter accepts what is shown."""
+    seg = ReadingsSegmenter()
+    win = make_window(qtbot, project, seg)
+    click(qtbot, win, 60, 50)
+    first = wait_proposal(qtbot, win).copy()
+    assert "Tab: another reading (1/2)" in win.tools_panel.info.text()
+    qtbot.keyClick(win.canvas, Qt.Key_Tab)        # with the canvas focused, as after a click
+    qtbot.waitUntil(lambda: win.pending is None and win.reading == 1, timeout=3000)
+    whole = win.proposal.copy()
+    assert whole.sum() > first.sum() and whole[50, 60]
+    assert "(2/2)" in win.tools_panel.info.text()
+    click(qtbot, win, 85, 50, Qt.RightButton)     # a negative click corrects the whole, not the disk
+    qtbot.waitUntil(lambda: win.pending is None and len(win.clicks) == 2, timeout=3000)
+    assert seg.calls[-1] == ([(60, 50, True), (85, 50, False)], 1)
+    assert not win.proposal[50, 85] and win.proposal[50, 75]
+    qtbot.keyClick(win, Qt.Key_Return)
+    entry = project.images[0]
+    assert entry.labels[50, 75] != 0 and entry.labels[50, 85] == 0
+    click(qtbot, win, 20, 80)                     # the next object starts again at its default reading
+    wait_proposal(qtbot, win)
+    assert seg.calls[-1][1] == 0 and win.reading == 0

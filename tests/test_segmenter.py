@@ -673,3 +673,68 @@ def test_refine_best_never_scores_below_the_whole_view(seed: int) -> None:
         if best.score == whole.score:
             assert np.array_equal(best.mask, whole.mask)
     assert zoom_changed
+
+
+# ---- readings of the first click (Tab in the annotator) ----
+
+def _two_reading_segmenter(**options) -> Segmenter:
+    """A Segmenter whose net (a stand-in for _run) reads a click at (80, 60) two ways: the full view sees a small
+    disk (a part), the smaller whole-image view a large box (the whole)."""
+    seg = make(PARTIAL_SEED, large_object_side=96, large_object_refine_sides=(96, 160), **options)
+    h, w = 120, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    disk = (xx - 80) ** 2 + (yy - 60) ** 2 <= 8 ** 2
+    box = (xx >= 30) & (xx < 130) & (yy >= 20) & (yy < 100)
+
+    def run(image, roi, clicks, prev, window, side, image_key="", roi_key=""):
+        x0, y0, x1, y1 = window
+        if prev is not None:
+            full = prev.copy()                      # a refinement keeps what it was given
+            for x, y, positive in clicks[1:]:       # corrections: a disk of 5 px added / removed
+                d = (xx - x) ** 2 + (yy - y) ** 2 <= 5 ** 2
+                full = full | d if positive else full & ~d
+            score = 0.7
+        elif side == seg.large_object_side:
+            full, score = box, 0.9
+        else:
+            full, score = disk, 0.6
+        return full[y0:y1, x0:x1].astype(np.uint8) * 255, score
+
+    seg._run = run
+    return seg
+
+
+def test_first_click_offers_its_distinct_readings_and_chains_build_on_the_chosen_one(scene: np.ndarray) -> None:
+    seg = _two_reading_segmenter()
+    click = (80, 60, True)
+    pred = seg.predict(scene, [click])
+    assert len(pred.readings) == 2 and pred.reading == 0
+    assert np.array_equal(pred.readings[0], pred.mask)
+    sizes = sorted(int(r.sum()) for r in pred.readings)
+    assert sizes[0] < 300 < 5000 < sizes[1]          # the part and the whole
+    for r in pred.readings:
+        assert r[60, 80]
+    inter = (pred.readings[0] & pred.readings[1]).sum() / (pred.readings[0] | pred.readings[1]).sum()
+    assert inter < seg.reading_overlap
+    other = seg.predict(scene, [click], reading=1)
+    assert other.reading == 1 and np.array_equal(other.mask, pred.readings[1])
+    assert seg.predict(scene, [click], reading=7).reading == 1   # past the last: the last
+    # A correction builds on the reading chosen, and the chains of different readings do not mix.
+    neg = (60, 40, False) if pred.readings[1][40, 60] else (95, 75, False)
+    on_other = seg.predict(scene, [click, neg], reading=1).mask
+    on_default = seg.predict(scene, [click, neg]).mask
+    fresh = _two_reading_segmenter().predict(scene, [click, neg]).mask
+    assert np.array_equal(on_default, fresh)
+    assert not np.array_equal(on_other, on_default)
+    assert (on_other & ~pred.readings[1]).sum() == 0 and (on_default & ~pred.readings[0]).sum() == 0
+
+
+def test_readings_stay_in_the_roi_and_can_be_limited(scene: np.ndarray) -> None:
+    seg = _two_reading_segmenter()
+    roi = np.zeros(scene.shape[:2], bool)
+    roi[:, 50:] = True
+    pred = seg.predict(scene, [(80, 60, True)], roi=roi)
+    assert pred.readings and all(not (r & ~roi).any() for r in pred.readings)
+    seg.max_readings = 1
+    seg._readings = None
+    assert len(seg.predict(scene, [(81, 60, True)]).readings) == 1

@@ -124,11 +124,15 @@ class NetMethod:
     def __init__(self, segmenter, full_options: dict | None = None):
         self.segmenter = segmenter
         self.full_options = dict(full_options or {})  # segment_image keyword arguments (full mode)
+        self.first_readings: tuple = ()
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
         # roi=None: the whole image, as the benchmark protocol has it. The Segmenter caches the chain, so the
         # growing click list costs one net run per new click.
-        return self.segmenter.predict(image, list(clicks), roi=None).mask
+        pred = self.segmenter.predict(image, list(clicks), roi=None)
+        if len(clicks) == 1:
+            self.first_readings = pred.readings  # what Tab shows the person after the first click
+        return pred.mask
 
     def segment_image(self, image: np.ndarray) -> np.ndarray:
         return self.segmenter.segment_image(image, **self.full_options)
@@ -256,6 +260,10 @@ def eval_clicks(sample: Sample, fully_labelled: bool, methods: list, rng: np.ran
         rec = {"segment": k, "area": int(np.count_nonzero(target & valid))}
         for m in methods:
             rec[m.name] = run_click_protocol(m.predict, sample.image, target, valid, args.max_clicks)
+            if getattr(m, "first_readings", None):
+                # The first click's other readings (Tab in the annotator): their IoUs, the default first.
+                rec[m.name]["reading_ious"] = [mask_iou(r, target, valid) for r in m.first_readings]
+                m.first_readings = ()
         objects.append(rec)
     return {"objects": objects}
 
@@ -306,6 +314,11 @@ def summarize(mode: str, per_image: list[dict], names: list[str], max_clicks: in
              "fails_at_90": int(sum(max(o["ious"]) < 0.90 for o in objs)),
              "miou_per_click": [float(v) for v in curves.mean(0)] if len(objs) else [],
              "neg_gain": _mean([o.get("first_negative_gain") for o in objs]),
+             # IoU after one click when the person may also pick another reading of it (Tab): the best one.
+             "iou_at_1_best_reading": _mean([max(o["reading_ious"]) if o.get("reading_ious") else None
+                                             for o in objs]),
+             "readings_per_click": _mean([len(o["reading_ious"]) if o.get("reading_ious") else None
+                                          for o in objs]),
              "n_negative_chains": int(sum(o.get("first_negative_gain") is not None for o in objs)),
              "seconds_per_click": _mean(secs),
              "n_clicks": len(secs),
@@ -320,6 +333,7 @@ COLUMNS = {
     "single": [("mIoU", "miou", "{:.3f}"), ("s/click", "seconds_per_click", "{:.3f}"),
                ("s/image", "seconds_per_image", "{:.2f}")],
     "clicks": [("NoC@85", "noc85", "{:.2f}"), ("NoC@90", "noc90", "{:.2f}"), ("IoU@1", "iou_at_1", "{:.3f}"),
+               ("IoU@1+Tab", "iou_at_1_best_reading", "{:.3f}"),
                ("fails@90", "fails_at_90", "{:d}"), ("negGain", "neg_gain", "{:+.3f}"),
                ("s/click", "seconds_per_click", "{:.3f}"),
                ("s/image", "seconds_per_image", "{:.2f}")],

@@ -71,6 +71,8 @@ class EditingMixin:
             # (Re-clicking inside it refines it interactively from this click on.)
             self.proposal = None
             self._persist_bulk(self.index)
+        if not self.clicks:
+            self.reading, self.readings_count = 0, 0  # a new object: its first click's default reading
         self.clicks.append((int(x), int(y), bool(positive)))
         self._request_prediction()
 
@@ -80,13 +82,25 @@ class EditingMixin:
         # request over, so the GUI thread is idle while the worker starts.
         self.canvas.set_clicks(self.clicks)
         self.status("Predicting…")
-        self.pending = self.worker.request_predict(self.image, self.clicks, roi)
+        self.pending = self.worker.request_predict(self.image, self.clicks, roi, self.reading)
         self._update_tool_panel()
 
-    def _on_predicted(self, req_id: int, mask: np.ndarray, score: float, latency: float) -> None:
+    def next_reading(self) -> None:
+        """Tab: show the next reading of the first click (the net's other answers for it, e.g. the part or the
+        whole); later clicks then correct that reading."""
+        if not self.clicks or self.readings_count < 2 or self.pending is not None:
+            if self.clicks and self.readings_count < 2 and self.pending is None:
+                self.status("The net has one reading of this click; click again to correct it.")
+            return
+        self.reading = (self.reading + 1) % self.readings_count
+        self._request_prediction()
+
+    def _on_predicted(self, req_id: int, mask: np.ndarray, score: float, latency: float,
+                      readings: tuple = (0, 0)) -> None:
         if req_id != self.pending or self.image is None or mask.shape != self.image.shape[:2]:
             return  # superseded by a newer click, or the image changed
         self.pending = None
+        self.reading, self.readings_count = int(readings[0]), int(readings[1])
         self.last_latency = latency
         self.status_latency.setText(f"last prediction: {latency * 1000:.0f} ms")
         self.proposal = mask
@@ -114,6 +128,7 @@ class EditingMixin:
     def _clear_proposal(self, cancel: bool = False) -> None:
         self.accept_when_ready = False
         self.clicks = []
+        self.reading, self.readings_count = 0, 0
         self.proposal = None
         self.proposal_from_bulk = False
         self.pending = None

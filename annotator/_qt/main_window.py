@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QColor
+from PyQt5.QtGui import QColor, QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
     QColorDialog,
@@ -83,6 +83,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.category_id: Optional[int] = None
         # proposal being built
         self.clicks: List[Tuple[int, int, bool]] = []
+        self.reading, self.readings_count = 0, 0  # which reading of the first click (Tab), of how many
         self.proposal: Optional[np.ndarray] = None
         self.proposal_score = 0.0
         self.proposal_from_bulk = False
@@ -254,6 +255,10 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         e.addSeparator()
         act(e, "Accept proposal", self.accept_proposal, "Enter")
         act(e, "Reject proposal", self.reject_proposal, "Esc")
+        # Tab is a real shortcut (not dispatched in keyPressEvent): Qt would otherwise spend it on focus moves.
+        self.action_next_reading = act(e, "Another reading of the click", self.next_reading)
+        self.action_next_reading.setShortcut(QKeySequence(Qt.Key_Tab))
+        self.action_next_reading.setShortcutContext(Qt.WindowShortcut)
         act(e, "Accept all remaining", self.accept_all, "Shift+Enter")
         act(e, "Merge selected segments", self.merge_selected, "M")
         act(e, "Delete selected segments", self.delete_selected, "Del")
@@ -708,6 +713,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             src = "auto-segment proposal" if self.proposal_from_bulk and not self.clicks else "proposal"
             text = (f"{src.capitalize()}: {int(self.proposal.sum())} px, score {self.proposal_score:.2f}. "
                     "Enter/A accept, Esc/R reject; left/right click to refine.")
+            if self.clicks and self.readings_count > 1:
+                text += f" Tab: another reading ({self.reading + 1}/{self.readings_count})."
             if queued:
                 text += f" {queued} more queued."
         elif self.pending is not None:

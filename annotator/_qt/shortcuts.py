@@ -12,6 +12,7 @@ SHORTCUTS = [
     ("Ctrl+click", "Add / remove a labelled segment to the selection (for merge / delete / brush)"),
     ("Enter, A (while a proposal is shown)", "Accept the proposal with the current category"),
     ("Esc, R", "Reject the proposal (Esc also clears the selection)"),
+    ("Tab", "Another reading of the click (a part or the whole), when the net has more than one"),
     ("Shift+Enter", "Accept all remaining auto-segment proposals"),
     ("D, PgDn", "Next image"),
     ("A (no proposal), PgUp", "Previous image"),

@@ -27,8 +27,8 @@ def _load_default_segmenter() -> Any:
 class SegmentWorker(QObject):
     """Runs ``predict`` / ``segment_image`` off the GUI thread. Create via :class:`WorkerThread`."""
 
-    # request id, mask (HxW bool), score, latency seconds
-    predicted = pyqtSignal(int, object, float, float)
+    # request id, mask (HxW bool), score, latency seconds, (reading shown, readings of the first click)
+    predicted = pyqtSignal(int, object, float, float, object)
     # request id, label map (HxW int32), cancelled flag, latency seconds
     segmented = pyqtSignal(int, object, bool, float)
     progress = pyqtSignal(int, float)  # request id, done fraction
@@ -112,8 +112,9 @@ class SegmentWorker(QObject):
         self._load_error = None
         self.weights_loaded.emit(path, str(getattr(self._segmenter, "device", "?")), dict(info or {}))
 
-    @pyqtSlot(int, object, object, object)
-    def predict(self, req_id: int, image: np.ndarray, clicks: list, roi: Optional[np.ndarray]) -> None:
+    @pyqtSlot(int, object, object, object, int)
+    def predict(self, req_id: int, image: np.ndarray, clicks: list, roi: Optional[np.ndarray], reading: int = 0
+                ) -> None:
         if req_id != self.latest_id:
             self.dropped += 1
             return
@@ -123,12 +124,14 @@ class SegmentWorker(QObject):
             return
         t0 = time.perf_counter()
         try:
-            pred = seg.predict(image, clicks, roi=roi)
+            pred = seg.predict(image, clicks, roi=roi, reading=reading) if reading else seg.predict(image, clicks, roi=roi)
         except Exception as exc:
             traceback.print_exc()
             self.failed.emit(req_id, f"prediction failed: {exc}")
             return
-        self.predicted.emit(req_id, np.asarray(pred.mask, bool), float(pred.score), time.perf_counter() - t0)
+        readings = (int(getattr(pred, "reading", 0)), len(getattr(pred, "readings", ()) or ()))
+        self.predicted.emit(req_id, np.asarray(pred.mask, bool), float(pred.score), time.perf_counter() - t0,
+                            readings)
 
     @pyqtSlot(int, object, object)
     def segment(self, req_id: int, image: np.ndarray, roi: Optional[np.ndarray]) -> None:
@@ -157,7 +160,7 @@ class SegmentWorker(QObject):
 class WorkerThread(QObject):
     """Owns the QThread and the worker; the GUI talks to it with ``request_*`` methods."""
 
-    _do_predict = pyqtSignal(int, object, object, object)
+    _do_predict = pyqtSignal(int, object, object, object, int)
     _do_segment = pyqtSignal(int, object, object)
     _do_load = pyqtSignal()
     _do_load_weights = pyqtSignal(str)
@@ -190,10 +193,11 @@ class WorkerThread(QObject):
         """Queue a switch to other weights; the answer is ``worker.weights_loaded`` / ``weights_failed``."""
         self._do_load_weights.emit(str(path))
 
-    def request_predict(self, image: np.ndarray, clicks: list, roi: Optional[np.ndarray]) -> int:
-        """Queue a prediction; any earlier request becomes stale. Returns the request id."""
+    def request_predict(self, image: np.ndarray, clicks: list, roi: Optional[np.ndarray], reading: int = 0) -> int:
+        """Queue a prediction (building on the first click's `reading`); any earlier request becomes stale.
+        Returns the request id."""
         rid = self._new_id()
-        self._do_predict.emit(rid, image, list(clicks), roi)
+        self._do_predict.emit(rid, image, list(clicks), roi, int(reading))
         return rid
 
     def request_segment(self, image: np.ndarray, roi: Optional[np.ndarray]) -> int:
