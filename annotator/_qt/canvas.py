@@ -119,6 +119,14 @@ def _hatch_rows(h: int, w: int) -> np.ndarray:
     return rows
 
 
+def _cosmetic_pen(color: QColor, width: int) -> QPen:
+    """A pen of `width` screen pixels at any zoom."""
+    pen = QPen(color)
+    pen.setCosmetic(True)
+    pen.setWidth(width)
+    return pen
+
+
 def segment_color(segment_id: int) -> Tuple[int, int, int]:
     """A distinct, stable colour per segment id: hues spaced by the golden angle, so neighbours (consecutive
     ids) differ strongly and a segment keeps its colour across redraws and sessions."""
@@ -232,10 +240,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.proposal_item = pg.ImageItem()
         self.stroke_item = pg.ImageItem()
         self.roi_item = QGraphicsRectItem()
-        pen = QPen(QColor(255, 140, 0))
-        pen.setCosmetic(True)
-        pen.setWidth(2)
-        self.roi_item.setPen(pen)
+        self.roi_item.setPen(_cosmetic_pen(QColor(255, 140, 0), 2))
         self.roi_item.hide()
         self.clicks_item = pg.ScatterPlotItem(size=11, pxMode=True)
         for z, item in enumerate(
@@ -246,20 +251,14 @@ class Canvas(pg.GraphicsLayoutWidget):
         # Selected segments are traced by a vector outline above the overlay, so selecting one does not redraw
         # the whole overlay (half a second on a 24-megapixel scan).
         self.selection_item = QGraphicsPathItem()
-        spen = QPen(QColor(255, 255, 255))
-        spen.setCosmetic(True)
-        spen.setWidth(2)
-        self.selection_item.setPen(spen)
+        self.selection_item.setPen(_cosmetic_pen(QColor(255, 255, 255), 2))
         self.selection_item.setZValue(1.5)
         self.view.addItem(self.selection_item, ignoreBounds=True)
         self.shape: Optional[Tuple[int, int]] = None
         self.proposal_visible = False
         # The brush / eraser footprint follows the mouse, so its size is visible before painting.
         self.brush_cursor = QGraphicsEllipseItem()
-        cpen = QPen(QColor(255, 255, 255))
-        cpen.setCosmetic(True)
-        cpen.setWidth(1)
-        self.brush_cursor.setPen(cpen)
+        self.brush_cursor.setPen(_cosmetic_pen(QColor(255, 255, 255), 1))
         self.brush_cursor.setZValue(60)
         self.brush_cursor.hide()
         self.view.addItem(self.brush_cursor, ignoreBounds=True)
