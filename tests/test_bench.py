@@ -172,3 +172,27 @@ def test_first_click_sides_measures_every_held_out_object_at_every_side(tmp_path
     assert len(later) == len(held)
     assert all(set(r["iou"]) == {"64", "predict"} and 0 <= r["iou"]["predict"] <= 1 for r in later)
     assert "predict:" in capsys.readouterr().out
+
+
+def _load_bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_open_folder_times_a_new_project_over_the_photos(capsys):
+    assert _load_bench("open_folder").main(["--images", "3", "--megapixels", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "3 JPEGs of" in out and "Project.new" in out and "ms an image" in out
+
+
+def test_big_image_ui_times_every_action_in_the_window_thread(capsys, monkeypatch):
+    from model import Segmenter
+
+    # An untrained net answers quickly and the same way on every machine; the window's own work is measured.
+    monkeypatch.setattr(Segmenter, "from_pretrained", classmethod(lambda cls, *a, **k: Segmenter.random_init(5)))
+    assert _load_bench("big_image_ui").main(["--megapixels", "0.4", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("open the image", "click (the handler", "accept the proposal", "undo", "redo"):
+        assert row in out, row
