@@ -351,6 +351,30 @@ def test_training_with_the_normalized_focal_loss_and_a_bad_loss_name(tmp_path: P
         train(_cfg(tmp_path / "bad", loss="focal"))
 
 
+def test_boundary_weight_puts_more_loss_on_outline_mistakes_than_interior_ones(tmp_path: Path) -> None:
+    """`--boundary-weight`: the same one-pixel mistake costs more on the target's outline than deep inside it,
+    and a run with it trains; it refuses the focal loss, which it does not apply to."""
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 8:24, 8:24] = 1
+    valid = torch.ones_like(target)
+    band = trainer.boundary_band(target, 2)
+    assert band[0, 0, 8, 16] == 1 and band[0, 0, 16, 16] == 0 and band[0, 0, 0, 0] == 0
+    right = (target * 2 - 1) * 6
+    score = torch.zeros(1)
+
+    def loss_with_mistake_at(y: int, x: int, weight: float) -> float:
+        logits = right.clone()
+        logits[0, 0, y, x] = -logits[0, 0, y, x]
+        return float(trainer.segmentation_loss(logits, score, target, valid, "bce", weight, 2)[0])
+
+    assert loss_with_mistake_at(8, 16, 0.0) == pytest.approx(loss_with_mistake_at(16, 16, 0.0))
+    assert loss_with_mistake_at(8, 16, 4.0) > loss_with_mistake_at(16, 16, 4.0) + 0.01
+    summary = train(_cfg(tmp_path / "run", steps=2, boundary_weight=2.0))
+    assert summary["steps"] == 2 and np.isfinite([float(r["loss"]) for r in _log(tmp_path / "run")]).all()
+    with pytest.raises(ValueError, match="boundary"):
+        train(_cfg(tmp_path / "bad", loss="nfl", boundary_weight=2.0))
+
+
 def test_max_minutes_ends_the_run_on_time_annealed_and_a_resume_keeps_the_clock(tmp_path: Path) -> None:
     # A lent accelerator's time is fixed: the run must end when the budget is spent, with the learning rate
     # already decayed (the cosine runs on time), leave weights, and not restart the clock on resume.
