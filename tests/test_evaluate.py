@@ -274,6 +274,25 @@ def test_single_mode_on_semantic_labels(semantic_dir, tmp_path):
     assert "grabcut" not in r2["methods"] and r2["ratio"] == {}
 
 
+def test_upscale_measures_the_same_objects_at_a_larger_size(semantic_dir, tmp_path):
+    """--upscale 2: the same segments at twice the side, four times the area, still disjoint."""
+    from train.evaluate import upscale_sample
+    from train.sample import Sample
+
+    base = _run(["single", "--data", f"semantic:{semantic_dir}", "--limit", "1", "--max-segments-per-image", "2"],
+                tmp_path / "a.json")
+    up = _run(["single", "--data", f"semantic:{semantic_dir}", "--limit", "1", "--max-segments-per-image", "2",
+               "--upscale", "2"], tmp_path / "b.json")
+    w, h = base["per_image"][0]["size"]
+    assert up["per_image"][0]["size"] == [2 * w, 2 * h] and up["settings"]["upscale"] == 2.0
+    for a, b in zip(base["per_image"][0]["objects"], up["per_image"][0]["objects"]):
+        assert b["area"] == 4 * a["area"]
+    seg = np.zeros((3, 4), bool)
+    seg[1, 1:3] = True
+    s = upscale_sample(Sample(np.zeros((3, 4, 3), np.uint8), [seg, ~seg], np.zeros((3, 4), bool)), 3)
+    assert s.image.shape == (9, 12, 3) and s.segments[0].sum() == 18 and not (s.segments[0] & s.segments[1]).any()
+
+
 def test_full_mode_on_coco_panoptic(coco_json, tmp_path, capsys):
     r = _run(["full", "--data", f"coco:{coco_json}", "--peer", "grabcut", "--limit", "2"], tmp_path / "full.json")
     assert "PQ" in capsys.readouterr().out
