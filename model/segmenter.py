@@ -95,7 +95,8 @@ class Segmenter:
                  zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
                  threshold: float = 0.5, first_click_windows: Sequence[float] = (0.6, 0.4, 0.25),
                  large_object_side: int = 320, large_object_fraction: float = 0.1,
-                 large_object_refine_sides: Sequence[int] = (320, 448), small_object_refine: bool = True):
+                 large_object_refine_sides: Sequence[int] = (320, 448), small_object_refine: bool = True,
+                 work_side: int = 0):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -172,6 +173,15 @@ class Segmenter:
         # large-object changes: IoU@1 photos 0.716 -> 0.728, NoC@90 5.07 -> 4.90; CamVid frames unchanged
         # (README). One more net pass on the first click when its mask is small; False = off.
         self.small_object_refine = bool(small_object_refine)
+        # work_side: a click on an image whose long side exceeds this runs on a copy scaled down to it, and the
+        # masks come back at full resolution (inside the full-resolution ROI). 0 = the smallest side at which
+        # every view of a click still reaches the net's internal size: max_side over the smallest window
+        # fraction (1792 px with the defaults), so on smaller images nothing changes, and on a 24 MP photo no
+        # view loses detail while the resizes of the image, ROI and masks shrink tenfold. -1 = never scale.
+        if work_side < -1:
+            raise ValueError(f"work_side must be -1, 0 or a side in pixels, got {work_side!r}")
+        smallest = min((self.zoom_min_fraction, *self.first_click_windows))
+        self.work_side = int(work_side) if work_side else int(np.ceil(max_side / smallest))
         # Readings of a first click offered beside the default (Prediction.readings): at most this many more, each
         # with IoU below `reading_overlap` with the default and with one another.
         self.max_readings = 3
@@ -183,6 +193,8 @@ class Segmenter:
         self._roi_small: tuple | None = None  # ((roi key, window, side), resized ROI), the same for the ROI
         self._pyramid: tuple | None = None    # (image key, [image, image/2, ...]) for correction windows
         self._guide: tuple | None = None      # ((image key, window, side, radius, eps), GuidedFilter)
+        self._work_image: tuple | None = None  # (image key, image scaled to work_side)
+        self._work_roi: tuple | None = None    # ((roi key, shape), ROI scaled to work_side)
 
     # ---- construction ----
     @classmethod
@@ -489,6 +501,43 @@ class Segmenter:
             # The first click is on a pixel the segment may not contain (already labelled, say): nothing to find.
             return Prediction(np.zeros((h, w), bool), 0.0, time.perf_counter() - t0)
         key = (_fingerprint(image), _fingerprint(roi))
+        if self.work_side > 0 and max(h, w) > self.work_side:
+            work_image, work_roi = self._working_copy(image, roi, key)
+            sh, sw = work_roi.shape
+            fx, fy = sw / w, sh / h
+            work_clicks = [(min(sw - 1.0, max(0.0, (x + 0.5) * fx - 0.5)),
+                            min(sh - 1.0, max(0.0, (y + 0.5) * fy - 0.5)), p) for x, y, p in clicks]
+            mask, score, readings, reading = self._predict_chain(work_image, work_roi, work_clicks, reading, key)
+
+            def full(m: np.ndarray) -> np.ndarray:
+                # Linear interpolation of the 0/255 mask then the midpoint: a smooth outline, not blocks.
+                return (cv2.resize(m.view(np.uint8) * np.uint8(255), (w, h), interpolation=cv2.INTER_LINEAR)
+                        > 127) & roi
+            mask_full = full(mask)
+            readings_full = tuple(mask_full if m is mask else full(m) for m, _ in readings)
+            return Prediction(mask_full, score, time.perf_counter() - t0, readings_full, reading)
+        mask, score, readings, reading = self._predict_chain(image, roi, clicks, reading, key)
+        return Prediction(mask.copy(), score, time.perf_counter() - t0, tuple(m.copy() for m, _ in readings), reading)
+
+    def _working_copy(self, image: np.ndarray, roi: np.ndarray, key: tuple[str, str]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """The image and ROI scaled to `work_side`, cached while they stay the same. A scaled ROI pixel is in
+        the ROI when any of the pixels it covers is, so a click on a sliver of the ROI still lands inside it
+        (the masks are cut to the full-resolution ROI afterwards)."""
+        h, w = roi.shape
+        scale = self.work_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if self._work_image is None or self._work_image[0] != key[0]:
+            self._work_image = (key[0], cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        if self._work_roi is None or self._work_roi[0] != (key[1], roi.shape):
+            small = cv2.resize(roi.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 0
+            self._work_roi = ((key[1], roi.shape), small)
+        return self._work_image[1], self._work_roi[1]
+
+    def _predict_chain(self, image: np.ndarray, roi: np.ndarray, clicks: list[Click], reading: int,
+                       key: tuple[str, str]) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float]], int]:
+        """predict() on the image as given: (mask, score, readings, reading). The masks are the caches' own
+        arrays: callers copy them."""
         readings = self._first_click_readings(image, roi, clicks[0], key)
         reading = max(0, min(int(reading), len(readings) - 1))
         start, mask, score = 0, None, 0.0
@@ -496,8 +545,8 @@ class Segmenter:
                 and tuple(self._last[1]) == tuple(clicks[:len(self._last[1])])):
             start, mask, score = len(self._last[1]), self._last[2], self._last[3]
             if start == len(clicks):
-                return Prediction(mask.copy(), score, time.perf_counter() - t0,
-                                  tuple(m.copy() for m, _ in readings), reading)
+                return mask, score, readings, reading
+        h, w = roi.shape
         for k in range(start + 1, len(clicks) + 1):
             if mask is None:
                 mask, score = readings[reading]
@@ -509,7 +558,7 @@ class Segmenter:
                 apply = self._apply_correction if self.local_corrections else self._apply_window
                 mask = apply(mask, new_window, clicks[k - 1], roi, window)
         self._last = ((key, reading), list(clicks), mask, score)
-        return Prediction(mask.copy(), score, time.perf_counter() - t0, tuple(m.copy() for m, _ in readings), reading)
+        return mask, score, readings, reading
 
     def _first_click_readings(self, image: np.ndarray, roi: np.ndarray, click: Click, key: tuple[str, str]
                               ) -> list[tuple[np.ndarray, float]]:

@@ -196,3 +196,22 @@ def test_big_image_ui_times_every_action_in_the_window_thread(capsys, monkeypatc
     out = capsys.readouterr().out
     for row in ("open the image", "click (the handler", "accept the proposal", "undo", "redo"):
         assert row in out, row
+
+
+def test_large_click_times_the_working_copy_against_full_resolution(capsys, monkeypatch, tmp_path):
+    import json
+
+    from model import Segmenter
+
+    def small_net(cls, path=None, device=None, **options):
+        return Segmenter.random_init(5, max_side=160, **options)  # work_side 640: the 0.6 MP image is above it
+
+    monkeypatch.setattr(Segmenter, "from_pretrained", classmethod(small_net))
+    out_json = tmp_path / "large.json"
+    assert _load_bench("large_click").main(["--megapixels", "0.6", "--repeat", "2", "--threads", "1",
+                                            "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "work_side 640" in out and "working copy" in out and "full resolution" in out
+    numbers = json.loads(out_json.read_text())
+    assert set(numbers["median_s"]) == {"working copy", "full resolution"}
+    assert numbers["iou_after_correction"]["min"] > 0.9

@@ -66,6 +66,30 @@ def test_large_image_mask_at_full_resolution() -> None:
     assert pred.mask.any() and not (pred.mask & ~roi).any()
 
 
+def test_a_click_on_an_image_above_work_side_matches_the_full_resolution_answer(scene: np.ndarray) -> None:
+    """An image larger than work_side is clicked on a scaled copy (a 24 MP photo's resizes shrink tenfold);
+    the user gets the same masks as without the copy, at full resolution, inside the full-resolution ROI,
+    through a correction chain and for every reading. work_side = max_side / 0.25 here: 640 px."""
+    big = np.ascontiguousarray(np.repeat(np.repeat(scene, 8, 0), 8, 1))  # 960 x 1280
+    h, w = big.shape[:2]
+    roi = np.ones((h, w), bool)
+    roi[:, 700:] = False
+    roi[200:203, 700:1100] = True  # a 3-px sliver of ROI: a click on it must still land inside the ROI
+    scaled, exact = make(PARTIAL_SEED), make(PARTIAL_SEED, work_side=-1)
+    assert scaled.work_side == 640
+    chain = [(300.0, 400.0, True), (500.0, 700.0, False), (100.0, 150.0, True)]
+    for k in (1, 2, 3):
+        a, b = scaled.predict(big, chain[:k], roi), exact.predict(big, chain[:k], roi)
+        assert a.mask.shape == (h, w) and not (a.mask & ~roi).any()
+        inter, union = np.count_nonzero(a.mask & b.mask), np.count_nonzero(a.mask | b.mask)
+        assert union and inter / union > 0.95, (k, inter / union)
+        assert len(a.readings) >= 1 and all(r.shape == (h, w) and not (r & ~roi).any() for r in a.readings)
+    sliver = scaled.predict(big, [(900.0, 201.0, True)], roi)
+    assert not (sliver.mask & ~roi).any()
+    with pytest.raises(ValueError, match="work_side"):
+        make(ALL_SEED, work_side=-2)
+
+
 def test_greyscale_and_rgba_are_converted(seg_partial: Segmenter, scene: np.ndarray) -> None:
     grey = scene.mean(2).astype(np.uint8)
     as_rgb_pred = seg_partial.predict(np.repeat(grey[..., None], 3, 2), [(80, 60, True)])
