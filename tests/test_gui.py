@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -358,6 +359,33 @@ def test_help_overlay_toggles(qtbot, project):
     qtbot.keyClick(win.overlay_help, Qt.Key_Escape)
     assert not win.overlay_help.isVisible()
 
+
+
+def test_the_help_lists_every_key_the_window_answers_and_matches_the_readme(qtbot, project):
+    """A key that does something is in the '?' overlay (V, K, W, the brush keys and zoom were missing), and the
+    README's shortcut table is the overlay's list, row for row."""
+    from PyQt5.QtWidgets import QLabel
+
+    from annotator._qt.shortcuts import SHORTCUTS
+
+    win = make_window(qtbot, project)
+    cells = re.findall(r"<b>(.*?)</b>", win.overlay_help.findChild(QLabel).text())
+    listed = set(cells) | {token for cell in cells for token in cell.split(", ")}
+    for keys in ("V", "K", "W", ", / .", "+ / -", "Tab", "Ctrl+O", "Ctrl+Q", "F1", "[ / ]", "H", "1 - 9"):
+        assert keys in listed, keys
+    # The keys really act: K switches the colouring, W the ROI, '.' grows the brush, V opens the overview.
+    before = (win.color_by, win.roi_mode, win.brush_radius)
+    for key in (Qt.Key_K, Qt.Key_W, Qt.Key_Period):
+        qtbot.keyClick(win, key)
+    assert win.color_by != before[0] and win.roi_mode != before[1] and win.brush_radius > before[2]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").splitlines()
+    start = readme.index("| keys | action |") + 2
+    rows = []
+    for line in readme[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(tuple(cell.strip() for cell in line.strip("|").split(" | ")))
+    assert rows == [(k, v) for k, v in SHORTCUTS]
 
 # ------------------------------------------------------------------------------------------------- export / bad input
 def test_export_then_import_identical(qtbot, project, tmp_path):

@@ -245,7 +245,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         f = mb.addMenu("&File")
         act(f, "Open image…", self.open_image_dialog)
         act(f, "Open folder…", self.open_folder_dialog)
-        act(f, "Open project…", self.open_project_dialog)
+        act(f, "Open project…", self.open_project_dialog, "Ctrl+O")
         act(f, "Save", self.save, "Ctrl+S")
         f.addSeparator()
         act(f, "Quit", self.close, "Ctrl+Q")
