@@ -24,6 +24,7 @@ import numpy as np
 
 from annotator.document import (Category, ImageEntry, Project, ProjectError, Segment, atomic_write_bytes,
                                 default_color, encode_id_png, ids_to_rgb, read_id_png, rgb_to_ids)
+from annotator.staging import Progress, StagedOutput, report
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +122,28 @@ def _merge_stuff(im: PanopticImage, stuff: set) -> PanopticImage:
 
 
 def write_coco_panoptic(out_dir: PathLike, images: Iterable[PanopticImage], categories: Sequence[Category],
-                        image_dir: Optional[PathLike] = None, extra: Optional[dict] = None) -> str:
+                        image_dir: Optional[PathLike] = None, extra: Optional[dict] = None,
+                        progress: Optional[Progress] = None, total: int = 0) -> str:
     """Write ``out_dir/panoptic.json`` and ``out_dir/panoptic/*.png`` from ``images`` (consumed one at a time, so
-    label maps need not all be in memory). Segments with no pixel are left out. Returns the JSON path."""
-    out_dir = Path(out_dir)
-    png_dir = out_dir / "panoptic"
-    png_dir.mkdir(parents=True, exist_ok=True)
+    label maps need not all be in memory). Segments with no pixel are left out. Returns the JSON path.
+    ``progress(done, total)`` is told before each image and may cancel (annotator.staging): the files appear in
+    ``out_dir`` only when every image is written, so a cancelled or failed export leaves it as it was."""
+    with StagedOutput(out_dir) as staged:
+        return _write_coco_panoptic(staged, images, categories, image_dir, extra, progress, total)
+
+
+def _write_coco_panoptic(staged: StagedOutput, images: Iterable[PanopticImage], categories: Sequence[Category],
+                         image_dir: Optional[PathLike], extra: Optional[dict], progress: Optional[Progress],
+                         total: int) -> str:
     images_json, anns, used = [], [], set()
     stuff = {c.id for c in categories if not c.isthing}
+    report(progress, 0, total)
     for image_id, im in enumerate(images, 1):
         if im.labels.shape != (im.height, im.width):
             raise ValueError(f"label map of {im.file_name} is {im.labels.shape}, image is {im.height}x{im.width}")
         im = _merge_stuff(im, stuff)
         png = _png_name(im.file_name, used)
-        atomic_write_bytes(png_dir / png, encode_id_png(im.labels))
+        atomic_write_bytes(staged.path(f"panoptic/{png}"), encode_id_png(im.labels))
         stats = segment_stats(im.labels)
         unknown = set(stats) - set(im.segments)
         if unknown:
@@ -146,6 +155,7 @@ def write_coco_panoptic(out_dir: PathLike, images: Iterable[PanopticImage], cate
             infos.append({"id": sid, "category_id": int(cat), "area": area, "bbox": bbox, "iscrowd": int(crowd)})
         images_json.append({"id": image_id, "file_name": im.file_name, "width": im.width, "height": im.height})
         anns.append({"image_id": image_id, "file_name": png, "segments_info": infos})
+        report(progress, image_id, max(total, image_id))
     data = {
         "info": {"description": "exported by pointer-annotator", "version": "1.0"},
         "licenses": [],
@@ -157,9 +167,8 @@ def write_coco_panoptic(out_dir: PathLike, images: Iterable[PanopticImage], cate
         data["image_dir"] = os.path.abspath(os.fspath(image_dir))
     if extra:
         data.update(extra)
-    json_path = out_dir / "panoptic.json"
-    atomic_write_bytes(json_path, json.dumps(data).encode("utf-8"))
-    return os.fspath(json_path)
+    atomic_write_bytes(staged.path("panoptic.json"), json.dumps(data).encode("utf-8"))
+    return os.fspath(staged.final("panoptic.json"))
 
 
 def _image_dir_and_names(project: Project, image_dir: Optional[PathLike]) -> tuple[str, list[str]]:
@@ -178,10 +187,12 @@ def _image_dir_and_names(project: Project, image_dir: Optional[PathLike]) -> tup
 
 
 # ----------------------------------------------------------------------------------------------- export
-def export_coco_panoptic(project: Project, out_dir: PathLike, image_dir: Optional[PathLike] = None) -> str:
+def export_coco_panoptic(project: Project, out_dir: PathLike, image_dir: Optional[PathLike] = None,
+                         progress: Optional[Progress] = None) -> str:
     """Export the project as COCO panoptic into ``out_dir`` (see the module docstring); returns the JSON path.
 
     ``image_dir`` defaults to the folder that holds all the project's images (their common folder).
+    ``progress(done, total)`` may cancel (annotator.staging.Cancelled); ``out_dir`` is then left as it was.
     """
     image_dir, names = _image_dir_and_names(project, image_dir)
 
@@ -194,13 +205,16 @@ def export_coco_panoptic(project: Project, out_dir: PathLike, image_dir: Optiona
             if not was_loaded:
                 e.unload()  # keep memory flat on big projects
 
-    return write_coco_panoptic(out_dir, gen(), project.categories, image_dir)
+    return write_coco_panoptic(out_dir, gen(), project.categories, image_dir, progress=progress,
+                               total=len(project.images))
 
 
-def export_coco_instances(project: Project, out_path: PathLike, image_dir: Optional[PathLike] = None) -> str:
+def export_coco_instances(project: Project, out_path: PathLike, image_dir: Optional[PathLike] = None,
+                          progress: Optional[Progress] = None) -> str:
     """Write COCO instance annotations (RLE masks via pycocotools) of the thing-category segments; returns path.
 
     Image ids and file names are the same as in ``export_coco_panoptic``; annotation ids run 1..N.
+    ``progress(done, total)`` may cancel (annotator.staging.Cancelled); nothing is written then.
     """
     from pycocotools import mask as mask_utils
 
@@ -208,6 +222,7 @@ def export_coco_instances(project: Project, out_path: PathLike, image_dir: Optio
     things = {c.id for c in project.categories if c.isthing}
     images_json, anns = [], []
     for image_id, (e, name) in enumerate(zip(project.images, names), 1):
+        report(progress, image_id - 1, len(names))
         images_json.append({"id": image_id, "file_name": name, "width": e.width, "height": e.height})
         segs = [s for s in sorted(e.segments.values(), key=lambda s: s.id) if s.category_id in things]
         if not segs:
@@ -226,6 +241,7 @@ def export_coco_instances(project: Project, out_path: PathLike, image_dir: Optio
                          "segmentation": rle, "area": area, "bbox": bbox, "iscrowd": int(s.iscrowd)})
         if not was_loaded:
             e.unload()
+    report(progress, len(names), len(names))
     data = {"info": {"description": "exported by pointer-annotator", "version": "1.0"}, "licenses": [],
             "images": images_json, "annotations": anns,
             "categories": [_category_json(c) for c in project.categories if c.isthing],

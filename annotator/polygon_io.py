@@ -43,6 +43,7 @@ import numpy as np
 
 from annotator.document import (Category, ImageEntry, Project, ProjectError, Segment, atomic_write_bytes,
                                 default_color, encode_id_png)
+from annotator.staging import Progress, StagedOutput, report
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -138,13 +139,22 @@ def _segments_of(entry: ImageEntry) -> Iterable[tuple[Segment, np.ndarray]]:
 
 
 # -------------------------------------------------------------------------------------------------- labelme
-def export_labelme(project: Project, out_dir: PathLike, epsilon: float = 0.0) -> list[str]:
-    """Write one labelme JSON per image with segments into ``out_dir`` (see module doc); returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def export_labelme(project: Project, out_dir: PathLike, epsilon: float = 0.0,
+                   progress: Optional[Progress] = None) -> list[str]:
+    """Write one labelme JSON per image with segments into ``out_dir`` (see module doc); returns their paths.
+    ``progress(done, total)`` may cancel (annotator.staging.Cancelled); ``out_dir`` is then left as it was."""
+    with StagedOutput(out_dir) as staged:
+        return _export_labelme(project, staged, epsilon, progress)
+
+
+def _export_labelme(project: Project, staged: StagedOutput, epsilon: float, progress: Optional[Progress]
+                    ) -> list[str]:
+    out = staged.out_dir
     names = {c.id: c.name for c in project.categories}
     written = []
-    for e, stem in zip(project.images, _unique_stems(project)):
+    total = len(project.images)
+    for k, (e, stem) in enumerate(zip(project.images, _unique_stems(project))):
+        report(progress, k, total)
         if not e.segments:
             continue
         was_loaded = e.is_loaded
@@ -160,9 +170,9 @@ def export_labelme(project: Project, out_dir: PathLike, epsilon: float = 0.0) ->
         doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
                "imagePath": os.path.relpath(os.path.abspath(e.path), out.resolve()).replace(os.sep, "/"),
                "imageData": None, "imageHeight": int(e.height), "imageWidth": int(e.width)}
-        path = out / f"{stem}.json"
-        atomic_write_bytes(path, json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"))
-        written.append(os.fspath(path))
+        atomic_write_bytes(staged.path(f"{stem}.json"), json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"))
+        written.append(os.fspath(staged.final(f"{stem}.json")))
+    report(progress, total, total)
     return written
 
 
@@ -327,18 +337,25 @@ def _link_or_copy(src: str, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def export_yolo_seg(project: Project, out_dir: PathLike, epsilon: float = 0.0, with_images: bool = True) -> str:
+def export_yolo_seg(project: Project, out_dir: PathLike, epsilon: float = 0.0, with_images: bool = True,
+                    progress: Optional[Progress] = None) -> str:
     """Write a YOLO segmentation data set into ``out_dir`` (see module doc); returns the data.yaml path.
 
     Every image of the project is listed (an image without segments gets an empty label file: a negative
-    example, as YOLO expects)."""
-    out = Path(out_dir)
-    (out / "labels").mkdir(parents=True, exist_ok=True)
-    if with_images:
-        (out / "images").mkdir(exist_ok=True)
+    example, as YOLO expects). ``progress(done, total)`` may cancel (annotator.staging.Cancelled); ``out_dir``
+    is then left as it was."""
+    with StagedOutput(out_dir) as staged:
+        return _export_yolo_seg(project, staged, epsilon, with_images, progress)
+
+
+def _export_yolo_seg(project: Project, staged: StagedOutput, epsilon: float, with_images: bool,
+                     progress: Optional[Progress]) -> str:
+    out = staged.out_dir
     cats = sorted(project.categories, key=lambda c: c.id)
     index = {c.id: k for k, c in enumerate(cats)}
-    for e, stem in zip(project.images, _unique_stems(project)):
+    total = len(project.images)
+    for k, (e, stem) in enumerate(zip(project.images, _unique_stems(project))):
+        report(progress, k, total)
         was_loaded = e.is_loaded
         lines = []
         for seg, mask in _segments_of(e):
@@ -349,14 +366,15 @@ def export_yolo_seg(project: Project, out_dir: PathLike, epsilon: float = 0.0, w
             lines.append(" ".join([str(index[seg.category_id])] + [f"{v:.6f}" for v in xy.reshape(-1)]))
         if not was_loaded:
             e.unload()
-        atomic_write_bytes(out / "labels" / f"{stem}.txt", ("\n".join(lines) + ("\n" if lines else "")).encode())
+        atomic_write_bytes(staged.path(f"labels/{stem}.txt"), ("\n".join(lines) + ("\n" if lines else "")).encode())
         if with_images and os.path.isfile(e.path):
-            _link_or_copy(e.path, out / "images" / f"{stem}{Path(e.path).suffix.lower()}")
+            _link_or_copy(e.path, staged.path(f"images/{stem}{Path(e.path).suffix.lower()}"))
+    report(progress, total, total)
     yaml = [f"# YOLO segmentation data set written by pointer-annotator from {project.project_dir}",
             f"path: {json.dumps(os.fspath(out.resolve()))}", "train: images", "val: images", "names:"]
     yaml += [f"  {k}: {json.dumps(c.name, ensure_ascii=False)}" for k, c in enumerate(cats)]
-    atomic_write_bytes(out / "data.yaml", ("\n".join(yaml) + "\n").encode("utf-8"))
-    return os.fspath(out / "data.yaml")
+    atomic_write_bytes(staged.path("data.yaml"), ("\n".join(yaml) + "\n").encode("utf-8"))
+    return os.fspath(staged.final("data.yaml"))
 
 
 def read_yolo_seg(label_file: PathLike, height: int, width: int) -> list[tuple[int, np.ndarray]]:

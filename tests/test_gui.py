@@ -387,6 +387,7 @@ def test_the_help_lists_every_key_the_window_answers_and_matches_the_readme(qtbo
         rows.append(tuple(cell.strip() for cell in line.strip("|").split(" | ")))
     assert rows == [(k, v) for k, v in SHORTCUTS]
 
+
 # ------------------------------------------------------------------------------------------------- export / bad input
 def test_export_then_import_identical(qtbot, project, tmp_path):
     win = make_window(qtbot, project)
@@ -407,6 +408,33 @@ def test_export_then_import_identical(qtbot, project, tmp_path):
         assert np.array_equal(a.labels, b.labels)
         assert {s.id: s.category_id for s in a.segments.values()} == {s.id: s.category_id for s in b.segments.values()}
     assert win.images_panel.list.count() == len(re.images)
+
+
+def test_an_export_cancelled_from_its_progress_dialog_writes_nothing(qtbot, project, tmp_path, monkeypatch):
+    """Every export runs with a progress dialog; Cancel there stops it, says so, and leaves the folder empty."""
+    from PyQt5.QtWidgets import QProgressDialog
+
+    win = make_window(qtbot, project)
+    click(qtbot, win, 30, 40)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+    seen = []
+
+    def cancelled(dialog):
+        seen.append(dialog.labelText())
+        return True
+
+    monkeypatch.setattr(QProgressDialog, "wasCanceled", cancelled)
+    for export, name in ((win.export_panoptic, "panoptic"), (win.export_labelme, "labelme"),
+                         (win.export_yolo, "yolo")):
+        out = tmp_path / name
+        assert export(str(out)) is None
+        assert not out.exists() or not any(out.iterdir()), name
+        assert "Export cancelled" in win.statusBar().currentMessage()
+    assert win.export_instances(str(tmp_path / "inst.json")) is None and not (tmp_path / "inst.json").exists()
+    assert seen and all("image 1 of 2" in text for text in seen)
+    monkeypatch.undo()
+    assert win.export_labelme(str(tmp_path / "labelme")) and win.export_dialog is None
 
 
 def test_unreadable_image_skipped_with_message(qtbot, tmp_path):

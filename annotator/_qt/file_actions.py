@@ -3,15 +3,45 @@ the main window's project."""
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
-from PyQt5.QtWidgets import QFileDialog, QMessageBox
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QApplication, QFileDialog, QMessageBox, QProgressDialog
+
+from annotator.staging import Cancelled, Progress
+
+T = TypeVar("T")
 
 
 class FileActionsMixin:
     """Methods of MainWindow (annotator._qt.main_window), kept apart by topic; they use its widgets and state."""
 
     # ================================================================================ export / import
+    def _with_progress(self, title: str, job: Callable[[Progress], T]) -> T:
+        """Run `job(progress)` with a progress dialog that has Cancel (shown when the job takes more than about
+        half a second). The window stays drawn while it runs; Cancel makes the job raise Cancelled."""
+        dialog = QProgressDialog(title, "Cancel", 0, 1000, self)
+        dialog.setWindowTitle(title)
+        dialog.setWindowModality(Qt.WindowModal)  # no edits to the project while it is being written out
+        dialog.setMinimumDuration(500)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        self.export_dialog = dialog  # for tests
+
+        def progress(done: int, total: int) -> bool:
+            dialog.setLabelText(f"{title}: image {min(done + 1, total)} of {total}" if done < total else
+                                f"{title}: finishing")
+            dialog.setValue(int(1000 * done / max(1, total)))
+            QApplication.processEvents()
+            return not dialog.wasCanceled()
+
+        try:
+            return job(progress)
+        finally:
+            dialog.close()
+            dialog.deleteLater()
+            self.export_dialog = None
+
     def _dialog_dir(self, sub: str = "") -> str:
         """Where file dialogs start: the project folder (or a new sub-folder name inside it), else the cwd."""
         if self.project is None:
@@ -30,12 +60,24 @@ class FileActionsMixin:
             if instances is None:
                 instances = QMessageBox.question(self, "Export", "Also write COCO instances (things, RLE)?") == QMessageBox.Yes
         try:
-            path = coco_io.export_coco_panoptic(self.project, out_dir)
-            if instances:
-                coco_io.export_coco_instances(self.project, os.path.join(out_dir, "instances.json"))
+            path = self._with_progress("Exporting COCO panoptic",
+                                       lambda p: coco_io.export_coco_panoptic(self.project, out_dir, progress=p))
+        except Cancelled:
+            self.status(f"Export cancelled: nothing was written to {out_dir}")
+            return None
         except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
             self.notify(f"Export failed: {exc}", error=True)
             return None
+        if instances:
+            try:
+                self._with_progress("Exporting COCO instances", lambda p: coco_io.export_coco_instances(
+                    self.project, os.path.join(out_dir, "instances.json"), progress=p))
+            except Cancelled:
+                self.status(f"Exported COCO panoptic to {path}; the instances export was cancelled")
+                return path
+            except Exception as exc:
+                self.notify(f"Exported COCO panoptic to {path}, but the instances export failed: {exc}", error=True)
+                return path
         self.status(f"Exported COCO panoptic to {path}")
         return path
 
@@ -50,7 +92,11 @@ class FileActionsMixin:
             if not out_path:
                 return None
         try:
-            path = coco_io.export_coco_instances(self.project, out_path)
+            path = self._with_progress("Exporting COCO instances",
+                                       lambda p: coco_io.export_coco_instances(self.project, out_path, progress=p))
+        except Cancelled:
+            self.status(f"Export cancelled: {out_path} was not written")
+            return None
         except Exception as exc:
             self.notify(f"Export failed: {exc}", error=True)
             return None
@@ -91,7 +137,11 @@ class FileActionsMixin:
             if not out_dir:
                 return None
         try:
-            paths = polygon_io.export_labelme(self.project, out_dir)
+            paths = self._with_progress("Exporting labelme JSON",
+                                        lambda p: polygon_io.export_labelme(self.project, out_dir, progress=p))
+        except Cancelled:
+            self.status(f"Export cancelled: nothing was written to {out_dir}")
+            return None
         except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
             self.notify(f"Export failed: {exc}", error=True)
             return None
@@ -109,7 +159,11 @@ class FileActionsMixin:
             if not out_dir:
                 return None
         try:
-            path = polygon_io.export_yolo_seg(self.project, out_dir)
+            path = self._with_progress("Exporting YOLO segmentation",
+                                       lambda p: polygon_io.export_yolo_seg(self.project, out_dir, progress=p))
+        except Cancelled:
+            self.status(f"Export cancelled: nothing was written to {out_dir}")
+            return None
         except Exception as exc:
             self.notify(f"Export failed: {exc}", error=True)
             return None

@@ -124,6 +124,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                                                   "threads": default_threads()}
         self.finetune_poll_ms = 500
         self.finetune_run: Optional[FinetuneProcess] = None
+        self.export_dialog = None  # the progress dialog of a running export (FileActionsMixin._with_progress)
         self.finetune_dialog: Optional[FinetuneOptionsDialog] = None
         self.finetune_panel: Optional[FinetunePanel] = None
         self.finetune_dock: Optional[QDockWidget] = None
