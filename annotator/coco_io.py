@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from annotator.document import (Category, ImageEntry, Project, ProjectError, Segment, atomic_write_bytes,
                                 default_color, encode_id_png, ids_to_rgb, read_id_png, rgb_to_ids)
+from annotator import project_lock
 from annotator.staging import Progress, StagedOutput, report
 
 log = logging.getLogger(__name__)
@@ -274,13 +276,16 @@ def _default_png_dir(json_path: Path) -> Path:
 
 
 def import_coco_panoptic(json_path: PathLike, image_dir: Optional[PathLike] = None,
-                         project_dir: Optional[PathLike] = None, png_dir: Optional[PathLike] = None) -> Project:
+                         project_dir: Optional[PathLike] = None, png_dir: Optional[PathLike] = None,
+                         progress: Optional[Progress] = None) -> Project:
     """Build and save a Project from a COCO panoptic JSON + PNG folder (e.g. a batch-mode output).
 
     png_dir: default the folder named as the JSON's stem next to it (panoptic.json -> panoptic/).
     image_dir: default the JSON's "image_dir" key (absolute or relative to the JSON's folder), else an "images" folder next to the JSON, else the JSON's
     folder. project_dir: default ``<json folder>/project``; must not hold a project already.
     Segment and category ids are kept. Raises ProjectError naming the file on malformed input.
+    ``progress(done, total)`` counts each image twice (checked, then written) and may cancel
+    (annotator.staging.Cancelled): what the import wrote is removed, and no project is left behind.
     """
     json_path = Path(json_path)
     data = _load_json(json_path)
@@ -314,6 +319,8 @@ def import_coco_panoptic(json_path: PathLike, image_dir: Optional[PathLike] = No
 
     staged = []  # (entry, labels) checked before anything is written
     seen_ids: set = set()
+    total = 2 * len(data["images"])
+    report(progress, 0, total)
     for k, im in enumerate(data["images"]):
         try:
             iid, fname, w, h = im["id"], str(im["file_name"]), int(im["width"]), int(im["height"])
@@ -354,25 +361,45 @@ def import_coco_panoptic(json_path: PathLike, image_dir: Optional[PathLike] = No
                 # A listed segment with no pixel means the JSON and the PNG do not belong together.
                 raise ProjectError(f"{json_path}: segments {sorted(absent)[:10]} of image {iid} have no pixel in {png}")
         staged.append((entry, png))
+        labels = None
+        report(progress, k + 1, total)
 
+    made_dir = not project_dir.exists()
+    had_lock_file = (project_dir / project_lock.LOCK_FILE).exists()
     project_dir.mkdir(parents=True, exist_ok=True)
     proj = Project(project_dir, [e for e, _ in staged], categories)
     labels_dir = proj.project_dir / "labels"
-    for i, (entry, png) in enumerate(staged):
-        if png is None:
-            continue
-        # written one at a time and dropped, so importing a big data set does not hold every map in memory
-        labels = read_id_png(png)
-        labels_dir.mkdir(exist_ok=True)
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(entry.path).stem)[:80]
-        proj._gen += 1
-        rel = f"labels/{i:05d}_{stem}_g{proj._gen}.png"
-        atomic_write_bytes(proj.project_dir / rel, encode_id_png(labels))
-        entry.label_file, entry._labelled_pixels = rel, int(np.count_nonzero(labels))
-    for e in proj.images:
-        if not os.path.isfile(e.path):
-            proj.warnings.append(f"image file {e.path} is missing")
-    proj.save()
+    made_labels_dir = not labels_dir.exists()
+    written: list[Path] = []
+    try:
+        for i, (entry, png) in enumerate(staged):
+            if png is not None:
+                # written one at a time and dropped, so importing a big data set does not hold every map in memory
+                labels = read_id_png(png)
+                labels_dir.mkdir(exist_ok=True)
+                stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(entry.path).stem)[:80]
+                proj._gen += 1
+                rel = f"labels/{i:05d}_{stem}_g{proj._gen}.png"
+                written.append(proj.project_dir / rel)
+                atomic_write_bytes(proj.project_dir / rel, encode_id_png(labels))
+                entry.label_file, entry._labelled_pixels = rel, int(np.count_nonzero(labels))
+            report(progress, len(staged) + i + 1, total)
+        for e in proj.images:
+            if not os.path.isfile(e.path):
+                proj.warnings.append(f"image file {e.path} is missing")
+        proj.save()
+    except BaseException:
+        # Cancelled, a full disk, ...: no half-made project is left (and its lock is released).
+        proj._abandon()
+        if not had_lock_file:
+            (project_dir / project_lock.LOCK_FILE).unlink(missing_ok=True)
+        for f in written:
+            f.unlink(missing_ok=True)
+        if made_labels_dir:
+            shutil.rmtree(labels_dir, ignore_errors=True)
+        if made_dir:
+            shutil.rmtree(project_dir, ignore_errors=True)
+        raise
     return proj
 
 

@@ -459,6 +459,13 @@ class Project:
             self._lock = None
             self._read_only_reason = "closed"
 
+    def _abandon(self) -> None:
+        """Give up the write lock without saving: for an import cancelled before its project was complete."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._read_only_reason = "closed"
+
     def _attach(self, entry: ImageEntry) -> None:
         entry._project_dir = self.project_dir
         entry._on_load = self._note_loaded

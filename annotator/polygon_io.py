@@ -233,19 +233,23 @@ def _labelme_files(source: Union[PathLike, Iterable[PathLike]]) -> list[Path]:
     return [Path(p) for p in source]
 
 
-def import_labelme(source: Union[PathLike, Iterable[PathLike]], project_dir: PathLike) -> Project:
+def import_labelme(source: Union[PathLike, Iterable[PathLike]], project_dir: PathLike,
+                   progress: Optional[Progress] = None) -> Project:
     """A new project in ``project_dir`` from labelme JSON files (a folder of them, or a list); see module doc.
 
     Raises ProjectError naming the file (and shape) on malformed input; nothing is written before every file
-    has been read and checked.
+    has been read and checked. ``progress(done, total)`` is told after each file is read and may cancel
+    (annotator.staging.Cancelled) until then; nothing is written in that case either.
     """
     project_dir = Path(project_dir)
     if (project_dir / "project.json").exists():
         raise ProjectError(f"{project_dir / 'project.json'}: a project already exists there; open it instead")
     categories: dict[str, Category] = {}
     warnings: list[str] = []
-    staged = []  # (entry, labels, embedded image bytes or None)
-    for path in _labelme_files(source):
+    staged = []  # (entry, label map as PNG bytes or None, embedded image bytes or None, path)
+    files = _labelme_files(source)
+    report(progress, 0, len(files))
+    for done, path in enumerate(files, 1):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -301,29 +305,51 @@ def import_labelme(source: Union[PathLike, Iterable[PathLike]], project_dir: Pat
         segments = {s: seg for s, seg in segments.items() if s in present}  # fully drawn over by later shapes
         name = image_path or f"{path.stem}.png"
         entry = ImageEntry(os.fspath(image_file) if embedded is None else name, w, h, segments)
+        if segments:
+            # Kept as PNG bytes, not as the int32 map: a folder of 12 MP photos would otherwise hold 48 MB per
+            # image until the end (about 2% of that as PNG).
+            entry._labelled_pixels = int(np.count_nonzero(labels))
+            labels = encode_id_png(labels)
         staged.append((entry, labels if segments else None, embedded, path))
+        del labels
+        report(progress, done, len(files))
     if not categories:
         categories["object"] = Category(1, "object", default_color(0), True)
 
+    made_dir = not project_dir.exists()
     project_dir.mkdir(parents=True, exist_ok=True)
-    for entry, _, embedded, path in staged:
-        if embedded is not None:
-            images_dir = project_dir / "images"
-            images_dir.mkdir(exist_ok=True)
-            target = images_dir / (re.sub(r"[^\w.-]", "_", path.stem) + Path(entry.path).suffix.lower())
-            atomic_write_bytes(target, embedded)
-            entry.path = os.fspath(target.resolve())
-    proj = Project(project_dir, [e for e, *_ in staged], list(categories.values()))
-    for i, (entry, labels, _, _) in enumerate(staged):
-        if labels is not None:
-            proj._gen += 1
-            stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(entry.path).stem)[:80]
-            rel = f"labels/{i:05d}_{stem}_g{proj._gen}.png"
-            (proj.project_dir / "labels").mkdir(exist_ok=True)
-            atomic_write_bytes(proj.project_dir / rel, encode_id_png(labels))
-            entry.label_file, entry._labelled_pixels = rel, int(np.count_nonzero(labels))
-    proj.warnings.extend(warnings)
-    proj.save()
+    written: list[Path] = []
+    proj = None
+    try:
+        for entry, _, embedded, path in staged:
+            if embedded is not None:
+                images_dir = project_dir / "images"
+                images_dir.mkdir(exist_ok=True)
+                target = images_dir / (re.sub(r"[^\w.-]", "_", path.stem) + Path(entry.path).suffix.lower())
+                written.append(target)
+                atomic_write_bytes(target, embedded)
+                entry.path = os.fspath(target.resolve())
+        proj = Project(project_dir, [e for e, *_ in staged], list(categories.values()))
+        for i, (entry, png, _, _) in enumerate(staged):
+            if png is not None:
+                proj._gen += 1
+                stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(entry.path).stem)[:80]
+                rel = f"labels/{i:05d}_{stem}_g{proj._gen}.png"
+                (proj.project_dir / "labels").mkdir(exist_ok=True)
+                written.append(proj.project_dir / rel)
+                atomic_write_bytes(proj.project_dir / rel, png)
+                entry.label_file = rel
+        proj.warnings.extend(warnings)
+        proj.save()
+    except BaseException:
+        # A full disk, ...: no half-made project is left behind (and its lock is released).
+        if proj is not None:
+            proj._abandon()
+        for f in written:
+            f.unlink(missing_ok=True)
+        if made_dir:
+            shutil.rmtree(project_dir, ignore_errors=True)
+        raise
     return proj
 
 

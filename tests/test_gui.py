@@ -432,9 +432,16 @@ def test_an_export_cancelled_from_its_progress_dialog_writes_nothing(qtbot, proj
         assert not out.exists() or not any(out.iterdir()), name
         assert "Export cancelled" in win.statusBar().currentMessage()
     assert win.export_instances(str(tmp_path / "inst.json")) is None and not (tmp_path / "inst.json").exists()
-    assert seen and all("image 1 of 2" in text for text in seen)
+    assert seen and all("1 of 2" in text for text in seen)
     monkeypatch.undo()
     assert win.export_labelme(str(tmp_path / "labelme")) and win.export_dialog is None
+    json_path = win.export_panoptic(str(tmp_path / "panoptic"), instances=False)
+    # Imports too: cancelled, no project is made and the open one stays.
+    monkeypatch.setattr(QProgressDialog, "wasCanceled", cancelled)
+    assert not win.import_labelme(str(tmp_path / "labelme"), project_dir=str(tmp_path / "from_labelme"))
+    assert not win.import_panoptic(json_path, image_dir=str(tmp_path / "images"), project_dir=str(tmp_path / "re"))
+    assert "Import cancelled" in win.statusBar().currentMessage() and win.project is project
+    assert not (tmp_path / "from_labelme").exists() and not (tmp_path / "re").exists()
 
 
 def test_unreadable_image_skipped_with_message(qtbot, tmp_path):

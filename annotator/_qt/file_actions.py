@@ -29,7 +29,7 @@ class FileActionsMixin:
         self.export_dialog = dialog  # for tests
 
         def progress(done: int, total: int) -> bool:
-            dialog.setLabelText(f"{title}: image {min(done + 1, total)} of {total}" if done < total else
+            dialog.setLabelText(f"{title}: {min(done + 1, total)} of {total}" if done < total else
                                 f"{title}: finishing")
             dialog.setValue(int(1000 * done / max(1, total)))
             QApplication.processEvents()
@@ -119,7 +119,11 @@ class FileActionsMixin:
         if project_dir is not None:
             kwargs["project_dir"] = project_dir
         try:
-            project = coco_io.import_coco_panoptic(json_path, image_dir, **kwargs)
+            project = self._with_progress("Importing COCO panoptic", lambda p: coco_io.import_coco_panoptic(
+                json_path, image_dir, progress=p, **kwargs))
+        except Cancelled:
+            self.status("Import cancelled: no project was made")
+            return False
         except Exception as exc:
             self.notify(f"Cannot import {json_path}:\n{exc}", error=True)
             return False
@@ -183,7 +187,11 @@ class FileActionsMixin:
             if not project_dir:
                 return False
         try:
-            project = polygon_io.import_labelme(source, project_dir)
+            project = self._with_progress("Importing labelme files",
+                                          lambda p: polygon_io.import_labelme(source, project_dir, progress=p))
+        except Cancelled:
+            self.status("Import cancelled: no project was made")
+            return False
         except Exception as exc:
             self.notify(f"Cannot import {source}:\n{exc}", error=True)
             return False
