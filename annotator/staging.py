@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from .document import _fsync_dir
+
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], bool]  # (images done, images in all) -> go on?
 
@@ -60,16 +62,7 @@ class StagedOutput:
             os.replace(src, dst)
             folders.add(dst.parent)
         for folder in folders:  # the renames reach the disk, as atomic_write_bytes' own do
-            try:
-                fd = os.open(folder, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            _fsync_dir(folder)
         shutil.rmtree(self.stage, ignore_errors=True)
 
     def discard(self) -> None:
