@@ -66,9 +66,19 @@ def test_image_corpus_into_a_project(corpus, tmp_path):
     assert (rot.width, rot.height) == (H, W)
 
 
-def test_image_corpus_via_main_segment(corpus, tmp_path, capsys):
+def test_image_corpus_via_main_segment(corpus, tmp_path, capsys, monkeypatch):
     import main as main_module
 
+    # The bundled weights load once, not once per readable file (about 1 s each): this test is about the files.
+    loaded = []
+    real_load = main_module._load_segmenter
+
+    def load_once(*args, **kwargs):
+        if not loaded:
+            loaded.append(real_load(*args, **kwargs))
+        return loaded[0]
+
+    monkeypatch.setattr(main_module, "_load_segmenter", load_once)
     folder, cases = corpus
     for kind, (path, readable) in cases.items():
         out = tmp_path / f"{kind}.png"
