@@ -96,3 +96,30 @@ def test_project_reopens_on_the_image_it_was_left_on(qtbot, project):  # noqa: F
     win.close()
     win2 = make_window(qtbot, Project.open(project.project_dir))
     assert win2.index == 1
+
+
+def test_images_list_shows_the_review_count_of_a_long_name_without_a_sideways_scroll_bar(qtbot):
+    """Session 20, seen under Xvfb: "[26 to review]" after a camera-length file name widened the row past the
+    panel, so the count was cut off and the list grew a horizontal scroll bar."""
+    from PyQt5.QtGui import QFontMetrics
+
+    from annotator._qt.panels import ImageListPanel
+
+    panel = ImageListPanel()
+    qtbot.addWidget(panel)
+    names = ["bicycle00_000000507037.jpg", "2026-11-03 14.22.31 holiday photo DSC_1234.jpg"]
+    # As wide as a COCO-length name needs (fonts differ between platforms), so the long one does not fit.
+    panel.resize(QFontMetrics(panel.list.font()).horizontalAdvance("  3.4%  " + names[0]) + 60, 200)
+    panel.set_images(names, [0.034, 0.0], 0)
+    panel.set_proposal_counts(names, [0.034, 0.0], {1: 26})
+    panel.show()
+    qtbot.waitExposed(panel)
+    item = panel.list.item(1)
+    rect = panel.list.visualItemRect(item)
+    assert not panel.list.horizontalScrollBar().isVisible()
+    assert rect.right() <= panel.list.viewport().width()
+    shown = panel.shown_text(1)
+    assert shown.startswith("  0.0%  [26 to review]") and "…" in shown and shown.endswith(".jpg"), shown
+    assert QFontMetrics(panel.list.font()).horizontalAdvance(shown) <= rect.width()
+    assert panel.shown_text(0) == "  3.4%  " + names[0]  # a name that fits is not elided
+    assert names[1] in item.toolTip() and "26" in item.toolTip()

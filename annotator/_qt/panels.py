@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtCore import QModelIndex, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QIcon, QPixmap
 from PyQt5.QtWidgets import (
     QCheckBox,
@@ -16,6 +16,8 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
 )
 
@@ -171,6 +173,32 @@ class SegmentListPanel(QGroupBox):
             self.visibility_changed.emit(item.data(Qt.UserRole), item.checkState() == Qt.Checked)
 
 
+_ROW_PREFIX, _ROW_NAME = Qt.UserRole + 1, Qt.UserRole + 2
+_ROW_TEXT_MARGIN = 8  # the style's padding around an item's text
+
+
+class _ImageRowDelegate(QStyledItemDelegate):
+    """Rows as wide as the list, with the file name elided in its middle, never the progress or the review count
+    in front of it. Rows as wide as their text had pushed the count of a camera-length name out of sight behind
+    a sideways scroll bar (session 20, seen under Xvfb)."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return QSize(1, super().sizeHint(option, index).height())
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.text = self.shown_text(option, index, option.rect.width())
+
+    @staticmethod
+    def shown_text(option: QStyleOptionViewItem, index: QModelIndex, width: int) -> str:
+        prefix, name = index.data(_ROW_PREFIX), index.data(_ROW_NAME)
+        if prefix is None or name is None:
+            return option.text
+        fm = option.fontMetrics
+        room = width - _ROW_TEXT_MARGIN - fm.horizontalAdvance(prefix)
+        return prefix + fm.elidedText(name, Qt.ElideMiddle, max(0, room))
+
+
 class ImageListPanel(QGroupBox):
     """Images of the project with their labelled fraction."""
 
@@ -181,6 +209,8 @@ class ImageListPanel(QGroupBox):
         self.list = QListWidget()
         self.list.setMinimumHeight(LIST_MIN_HEIGHT)
         self.list.setFocusPolicy(Qt.NoFocus)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setItemDelegate(_ImageRowDelegate(self.list))
         self.list.currentRowChanged.connect(self._on_row)
         self.summary = QLabel("")
         lay = QVBoxLayout(self)
@@ -189,23 +219,39 @@ class ImageListPanel(QGroupBox):
         self._updating = False
 
     @staticmethod
-    def _text(name: str, frac: float, proposals: int = 0) -> str:
-        queued = f"  [{proposals} to review]" if proposals else ""
-        return f"{frac * 100:5.1f}%  {name}{queued}"
+    def _set_row(item: QListWidgetItem, name: str, frac: float, proposals: int = 0) -> None:
+        queued = f"[{proposals} to review]  " if proposals else ""
+        prefix = f"{frac * 100:5.1f}%  {queued}"
+        item.setText(prefix + name)
+        item.setData(_ROW_PREFIX, prefix)
+        item.setData(_ROW_NAME, name)
+        item.setToolTip(f"{name}\n{frac * 100:.1f}% labelled" + (f", {proposals} proposals to review" if proposals
+                                                                 else ""))
+
+    def shown_text(self, row: int) -> str:
+        """The row's text as painted at the list's current width (the name elided to fit)."""
+        item = self.list.item(row)
+        option = QStyleOptionViewItem()
+        option.initFrom(self.list.viewport())
+        option.text = item.text()
+        return _ImageRowDelegate.shown_text(option, self.list.indexFromItem(item),
+                                            self.list.visualItemRect(item).width())
 
     def set_proposal_counts(self, names, fractions, counts: dict) -> None:
         """Mark the images that still hold auto-segment proposals (``counts``: index -> number)."""
         for i, (name, f) in enumerate(zip(names, fractions)):
             it = self.list.item(i)
             if it is not None:
-                it.setText(self._text(name, f, counts.get(i, 0)))
+                self._set_row(it, name, f, counts.get(i, 0))
         self._counts = dict(counts)
 
     def set_images(self, names, fractions, current: int) -> None:
         self._updating = True
         self.list.clear()
         for i, (name, f) in enumerate(zip(names, fractions)):
-            self.list.addItem(self._text(name, f, getattr(self, "_counts", {}).get(i, 0)))
+            item = QListWidgetItem()
+            self._set_row(item, name, f, getattr(self, "_counts", {}).get(i, 0))
+            self.list.addItem(item)
         if 0 <= current < self.list.count():
             self.list.setCurrentRow(current)
         self._updating = False
@@ -214,7 +260,7 @@ class ImageListPanel(QGroupBox):
     def update_image(self, index: int, name: str, frac: float, fractions) -> None:
         it = self.list.item(index)
         if it is not None:
-            it.setText(self._text(name, frac, getattr(self, "_counts", {}).get(index, 0)))
+            self._set_row(it, name, frac, getattr(self, "_counts", {}).get(index, 0))
         self._summarize(fractions)
 
     def set_current(self, index: int) -> None:
