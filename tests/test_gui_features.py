@@ -123,3 +123,26 @@ def test_images_list_shows_the_review_count_of_a_long_name_without_a_sideways_sc
     assert QFontMetrics(panel.list.font()).horizontalAdvance(shown) <= rect.width()
     assert panel.shown_text(0) == "  3.4%  " + names[0]  # a name that fits is not elided
     assert names[1] in item.toolTip() and "26" in item.toolTip()
+
+
+def test_proposals_without_a_net_score_show_none(qtbot, project):  # noqa: F811
+    """Session 20, seen under Xvfb: every auto-segment proposal and every brush-painted one said "score 1.00", a
+    number nobody measured (full-image segmentation keeps no per-segment score). A click's proposal shows the net's
+    own score."""
+    win = make_window(qtbot, project)
+    click(qtbot, win, 30, 50)
+    wait_proposal(qtbot, win)
+    assert "score 0.80" in win.tools_panel.info.text()  # FakeSegmenter's score
+    qtbot.keyClick(win, Qt.Key_Escape)
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    assert win.proposal is not None and win.proposal_from_bulk
+    assert "score" not in win.tools_panel.info.text(), win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Escape)
+    assert win.proposal is not None and "score" not in win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Return, Qt.ShiftModifier)  # accept the rest: the image is labelled
+    win.project.delete_segment(0, int(win.entry.labels[50, 100]))
+    qtbot.keyClick(win, Qt.Key_B)
+    click(qtbot, win, 100, 50)  # a brush dab with nothing selected starts a hand-painted proposal
+    assert win.proposal is not None and not win.proposal_from_bulk
+    assert "score" not in win.tools_panel.info.text(), win.tools_panel.info.text()

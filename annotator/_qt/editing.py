@@ -279,7 +279,7 @@ class EditingMixin:
             m = queue.pop(0) & unl
             if m.any():
                 self.proposal = m
-                self.proposal_score = 1.0
+                self.proposal_score = None  # full-image segmentation keeps no per-segment score
                 self.proposal_from_bulk = True
                 break
         if not queue:
@@ -343,7 +343,7 @@ class EditingMixin:
         elif not erase:
             # Nothing selected: the stroke starts a hand-painted proposal (works without a model too).
             self.proposal = stroke & self.entry.unlabelled_mask()
-            self.proposal_score = 1.0
+            self.proposal_score = None  # painted by hand: nothing scored it
             self.proposal_from_bulk = False
             self._show_proposal()
         else:

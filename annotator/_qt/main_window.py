@@ -85,7 +85,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.clicks: List[Tuple[int, int, bool]] = []
         self.reading, self.readings_count = 0, 0  # which reading of the first click (Tab), of how many
         self.proposal: Optional[np.ndarray] = None
-        self.proposal_score = 0.0
+        self.proposal_score: Optional[float] = None  # the net's predicted IoU; None where no net scored it
         self.proposal_from_bulk = False
         self.pending: Optional[int] = None  # request id of the prediction we wait for
         self.accept_when_ready = False  # Enter / A came while the prediction ran: accept it when it arrives
@@ -712,7 +712,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                     "the rest; V or Esc reviews them one by one.")
         elif self.proposal is not None:
             src = "auto-segment proposal" if self.proposal_from_bulk and not self.clicks else "proposal"
-            text = (f"{src.capitalize()}: {int(self.proposal.sum())} px, score {self.proposal_score:.2f}. "
+            score = f", score {self.proposal_score:.2f}" if self.proposal_score is not None else ""
+            text = (f"{src.capitalize()}: {int(self.proposal.sum())} px{score}. "
                     "Enter/A accept, Esc/R reject; left/right click to refine.")
             if self.clicks and self.readings_count > 1:
                 text += f" Tab: another reading ({self.reading + 1}/{self.readings_count})."
