@@ -146,3 +146,23 @@ def test_proposals_without_a_net_score_show_none(qtbot, project):  # noqa: F811
     click(qtbot, win, 100, 50)  # a brush dab with nothing selected starts a hand-painted proposal
     assert win.proposal is not None and not win.proposal_from_bulk
     assert "score" not in win.tools_panel.info.text(), win.tools_panel.info.text()
+
+
+def test_an_export_says_how_many_proposals_were_left_unreviewed(qtbot, project, tmp_path):  # noqa: F811
+    """Only accepted segments are exported. Session 20, seen under Xvfb: an export with 25 auto-segment proposals
+    still queued said only "Exported ...", so a person could believe them exported."""
+    import json
+
+    win = make_window(qtbot, project)
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    qtbot.keyClick(win, Qt.Key_Return)  # accept the first of 4; 3 left to review
+    path = win.export_panoptic(str(tmp_path / "pan"), instances=False)
+    data = json.loads(open(path).read())
+    assert sum(len(a["segments_info"]) for a in data["annotations"]) == 1
+    message = win.statusBar().currentMessage()
+    assert "Exported COCO panoptic" in message and "3 auto-segment proposals" in message, message
+    assert win.export_yolo(str(tmp_path / "yolo")) and "3 auto-segment proposals" in win.statusBar().currentMessage()
+    qtbot.keyClick(win, Qt.Key_Return, Qt.ShiftModifier)  # accept the rest: nothing left unreviewed
+    assert win.export_labelme(str(tmp_path / "lm"))
+    assert "proposal" not in win.statusBar().currentMessage(), win.statusBar().currentMessage()

@@ -241,14 +241,19 @@ class EditingMixin:
         self._persist_bulk(self.index)
         self._show_overview()
 
+    def _proposal_counts(self) -> dict:
+        """Image index -> number of auto-segment proposals not reviewed yet (the one shown included)."""
+        counts = {i: len(q) for i, q in self.bulk.items()}
+        if self.proposal is not None and self.proposal_from_bulk:
+            counts[self.index] = counts.get(self.index, 0) + 1
+        return {i: n for i, n in counts.items() if n}
+
     def _refresh_proposal_counts(self) -> None:
         if self.project is None:
             return
         imgs = self.project.images
-        counts = {i: len(q) + int(i == self.index and self.proposal is not None and self.proposal_from_bulk)
-                  for i, q in self.bulk.items()}
         self.images_panel.set_proposal_counts([e.name for e in imgs], [e.labelled_fraction() for e in imgs],
-                                              {i: n for i, n in counts.items() if n})
+                                              self._proposal_counts())
 
     def _persist_bulk(self, index: int) -> None:
         """Write image `index`'s unreviewed proposals (the one shown and the queue) into the project, so a quit

@@ -48,6 +48,26 @@ class FileActionsMixin:
             return os.getcwd()
         return os.path.join(os.fspath(self.project.project_dir), sub) if sub else os.fspath(self.project.project_dir)
 
+    def _export(self, title: str, job: Callable[[Progress], T], cancelled: str) -> Optional[T]:
+        """`job` under a progress dialog; a cancel or a failure (disk full, permissions, …) is reported, gives None
+        and leaves the project as it is."""
+        try:
+            return self._with_progress(title, job)
+        except Cancelled:
+            self.status(cancelled)
+        except Exception as exc:  # noqa: BLE001 - any failure is the person's to see, not a crash
+            self.notify(f"Export failed: {exc}", error=True)
+        return None
+
+    def _exported(self, text: str) -> None:
+        """The status line after an export, saying what it left out: only accepted segments are exported."""
+        counts = self._proposal_counts()
+        if counts:
+            n, images = sum(counts.values()), len(counts)
+            text += (f" ({n} auto-segment proposal{'s' if n != 1 else ''} on {images} image{'s' if images != 1 else ''}"
+                     " not reviewed yet, so not exported)")
+        self.status(text)
+
     def export_panoptic(self, out_dir: Optional[str] = None, instances: Optional[bool] = None) -> Optional[str]:
         from annotator import coco_io
 
@@ -59,14 +79,10 @@ class FileActionsMixin:
                 return None
             if instances is None:
                 instances = QMessageBox.question(self, "Export", "Also write COCO instances (things, RLE)?") == QMessageBox.Yes
-        try:
-            path = self._with_progress("Exporting COCO panoptic",
-                                       lambda p: coco_io.export_coco_panoptic(self.project, out_dir, progress=p))
-        except Cancelled:
-            self.status(f"Export cancelled: nothing was written to {out_dir}")
-            return None
-        except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
-            self.notify(f"Export failed: {exc}", error=True)
+        path = self._export("Exporting COCO panoptic",
+                            lambda p: coco_io.export_coco_panoptic(self.project, out_dir, progress=p),
+                            f"Export cancelled: nothing was written to {out_dir}")
+        if path is None:
             return None
         if instances:
             try:
@@ -78,7 +94,7 @@ class FileActionsMixin:
             except Exception as exc:
                 self.notify(f"Exported COCO panoptic to {path}, but the instances export failed: {exc}", error=True)
                 return path
-        self.status(f"Exported COCO panoptic to {path}")
+        self._exported(f"Exported COCO panoptic to {path}")
         return path
 
     def export_instances(self, out_path: Optional[str] = None) -> Optional[str]:
@@ -91,16 +107,11 @@ class FileActionsMixin:
                                                     self._dialog_dir("instances.json"), "JSON (*.json)")
             if not out_path:
                 return None
-        try:
-            path = self._with_progress("Exporting COCO instances",
-                                       lambda p: coco_io.export_coco_instances(self.project, out_path, progress=p))
-        except Cancelled:
-            self.status(f"Export cancelled: {out_path} was not written")
-            return None
-        except Exception as exc:
-            self.notify(f"Export failed: {exc}", error=True)
-            return None
-        self.status(f"Exported COCO instances to {path}")
+        path = self._export("Exporting COCO instances",
+                            lambda p: coco_io.export_coco_instances(self.project, out_path, progress=p),
+                            f"Export cancelled: {out_path} was not written")
+        if path is not None:
+            self._exported(f"Exported COCO instances to {path}")
         return path
 
     def import_panoptic(self, json_path: Optional[str] = None, image_dir: Optional[str] = None,
@@ -140,16 +151,11 @@ class FileActionsMixin:
             out_dir = QFileDialog.getExistingDirectory(self, "Export labelme JSON to folder", self._dialog_dir())
             if not out_dir:
                 return None
-        try:
-            paths = self._with_progress("Exporting labelme JSON",
-                                        lambda p: polygon_io.export_labelme(self.project, out_dir, progress=p))
-        except Cancelled:
-            self.status(f"Export cancelled: nothing was written to {out_dir}")
-            return None
-        except Exception as exc:  # disk full, permissions, …: report, keep the project as it is
-            self.notify(f"Export failed: {exc}", error=True)
-            return None
-        self.status(f"Exported {len(paths)} labelme JSON files to {out_dir}")
+        paths = self._export("Exporting labelme JSON",
+                             lambda p: polygon_io.export_labelme(self.project, out_dir, progress=p),
+                             f"Export cancelled: nothing was written to {out_dir}")
+        if paths is not None:
+            self._exported(f"Exported {len(paths)} labelme JSON files to {out_dir}")
         return paths
 
     def export_yolo(self, out_dir: Optional[str] = None) -> Optional[str]:
@@ -162,16 +168,11 @@ class FileActionsMixin:
             out_dir = QFileDialog.getExistingDirectory(self, "Export YOLO segmentation to folder", self._dialog_dir())
             if not out_dir:
                 return None
-        try:
-            path = self._with_progress("Exporting YOLO segmentation",
-                                       lambda p: polygon_io.export_yolo_seg(self.project, out_dir, progress=p))
-        except Cancelled:
-            self.status(f"Export cancelled: nothing was written to {out_dir}")
-            return None
-        except Exception as exc:
-            self.notify(f"Export failed: {exc}", error=True)
-            return None
-        self.status(f"Exported YOLO segmentation labels: {path}")
+        path = self._export("Exporting YOLO segmentation",
+                            lambda p: polygon_io.export_yolo_seg(self.project, out_dir, progress=p),
+                            f"Export cancelled: nothing was written to {out_dir}")
+        if path is not None:
+            self._exported(f"Exported YOLO segmentation labels: {path}")
         return path
 
     def import_labelme(self, source: Optional[str] = None, project_dir: Optional[str] = None) -> bool:
