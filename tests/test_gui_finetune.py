@@ -297,3 +297,21 @@ def test_replay_folder_in_the_dialog(qtbot, assets, tmp_path):
     from train.finetune import build_command
     assert "--train-bn" in build_command(project.project_dir, tmp_path / "out", **dlg.options())
     dlg.reject()
+
+
+def test_too_few_labelled_images_are_refused_before_any_process_starts(qtbot, assets):
+    """Session 20, seen under Xvfb: with one labelled image, Start launched a training process that failed 4 s
+    later ("needs at least 2 labelled images ... found 1 Details are in ..."). The menu says so at once."""
+    project = Project.new(assets["images"], assets["root"] / "proj_one")
+    project.add_segment(0, assets["scenes"][int(Path(project.images[0].path).stem[len("scene"):])].segments[0], 1)
+    win, _ = make_window(qtbot, project, assets["base"])
+    win.action_finetune.trigger()
+    assert win.finetune_dialog is None and win.finetune_run is None
+    assert "at least 2 labelled images" in win.messages[-1] and "has 1" in win.messages[-1], win.messages[-1]
+
+
+def test_a_failed_run_message_reads_as_sentences(qtbot, assets):
+    project = labelled_project(assets, "proj_msg")
+    win, _ = make_window(qtbot, project, assets["base"])
+    win._on_finetune_finished("failed", None, "the base weights are not a pointer-seg net\nTraceback ...")
+    assert "pointer-seg net. Details are in" in win.messages[-1].replace("\n", " "), win.messages[-1]

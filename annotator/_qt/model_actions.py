@@ -58,6 +58,11 @@ class ModelActionsMixin:
             self.status("A fine-tuning run is already in progress (see the Fine-tuning panel).")
             self._show_finetune_panel()
             return None
+        labelled = sum(1 for entry in self.project.images if entry.segments)
+        if labelled < 2:  # the run would refuse too, but only after starting a process (seconds later)
+            self.notify(f"Fine-tuning needs at least 2 labelled images (one to train on, one to measure on); this "
+                        f"project has {labelled}. Label more images first.", error=True)
+            return None
         opts = dict(self.finetune_defaults, base=self.weights_path or "")
         dlg = FinetuneOptionsDialog(opts, self)
         dlg.setAttribute(Qt.WA_DeleteOnClose)
@@ -131,6 +136,8 @@ class ModelActionsMixin:
             self.status("Fine-tuning cancelled.")
         else:
             first = message.strip().splitlines()[0] if message.strip() else ""
+            if first and first[-1] not in ".!?:":
+                first += "."  # the banner joins the lines: keep them sentences
             self.notify(f"Fine-tuning failed (your annotations are unchanged): {first}\n"
                         "Details are in the Fine-tuning panel.", error=True)
         self.finetune_finished.emit(status)
