@@ -85,9 +85,11 @@ def cmd_auto(argv: list[str]) -> int:
     p.add_argument("--random-init", action="store_true", help="an untrained net (tests and demos only)")
     a = p.parse_args(argv)
     from annotator.batch import run_auto
-    from annotator.document import ProjectError, lock_project_dir
+    from annotator.document import ProjectError, list_images, lock_project_dir, no_images_message
 
     try:
+        if Path(a.images_dir).is_dir() and not list_images(a.images_dir):
+            raise ProjectError(no_images_message(a.images_dir))  # before making the output folder or loading the net
         Path(a.out).mkdir(parents=True, exist_ok=True)
         lock = lock_project_dir(a.out)  # before loading the net: an output folder in use fails at once
     except (ProjectError, OSError) as exc:  # e.g. ProjectLockedError: names the holder's host and PID

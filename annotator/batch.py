@@ -30,7 +30,7 @@ import numpy as np
 
 from annotator.coco_io import PanopticImage, write_coco_panoptic
 from annotator.document import (Category, ProjectError, atomic_write_bytes, encode_id_png, list_images,
-                                lock_project_dir, read_id_png, read_image_checked)
+                                lock_project_dir, no_images_message, read_id_png, read_image_checked)
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -84,8 +84,8 @@ def _run_auto_locked(images_dir: Path, out_dir: Path, segmenter, progress: bool,
     work = out_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     paths = list_images(images_dir)
-    if not paths:
-        _say(f"no image files found in {images_dir}")
+    if not paths:  # a wrong folder, not an empty result: say where the images are instead of exporting nothing
+        raise ProjectError(no_images_message(images_dir))
 
     skipped: list[dict] = []
     done: list[tuple[str, int, int, Path]] = []

@@ -232,6 +232,30 @@ def list_images(folder: PathLike) -> list[str]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def no_images_message(folder: PathLike) -> str:
+    """Why `folder` has nothing to label, naming the subfolders that hold images: a data set's photos often sit
+    one level down (DATASET/images/), and a person who picked DATASET should be told where they are."""
+    folder = Path(folder)
+    kinds = ", ".join(s.lstrip(".") for s in IMAGE_EXTENSIONS if s not in (".jpeg", ".tiff"))
+    text = f"{folder}: no image files ({kinds}) directly in this folder"
+    found = []
+    try:
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        subfolders = []
+    for sub in subfolders:
+        try:
+            n = len(list_images(sub))
+        except OSError:
+            continue
+        if n:
+            found.append(f"{sub.name} ({n} image{'s' if n != 1 else ''})")
+    if found:
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        text += f"; its subfolders {', '.join(found[:5])}{more} hold some: open one of those"
+    return text
+
+
 def default_color(index: int) -> tuple[int, int, int]:
     """A distinct, saturated colour for the ``index``-th category (golden-ratio hue steps)."""
     h = (index * 0.618033988749895) % 1.0

@@ -342,3 +342,23 @@ def test_clicks_outside_and_extreme_rois():
     assert seg.predict(img, [(10, 10, True)], roi=full).mask.shape == (H, W)
     with pytest.raises(ValueError, match="shape"):
         seg.predict(img, [(10, 10, True)], roi=np.ones((H + 1, W), bool))
+
+
+def test_a_folder_whose_images_are_in_subfolders_is_refused_with_the_subfolders_named(tmp_path):
+    """Session 20: `main.py auto DATASET --out X` on a data set whose photos sit in DATASET/images/ said
+    "auto-segmented 0 of 0 images", wrote an empty export and exited 0; the window said only "no image files"."""
+    from annotator._qt.main_window import open_project_for
+    from annotator.document import ProjectError
+
+    dataset = tmp_path / "dataset"
+    (dataset / "images").mkdir(parents=True)
+    (dataset / "masks").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(dataset / "images" / f"im{i}.jpg"), cv2.cvtColor(_rgb(i), cv2.COLOR_RGB2BGR))
+    r = subprocess.run([sys.executable, "main.py", "auto", str(dataset), "--out", str(tmp_path / "out"),
+                        "--random-init"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "no image files" in r.stderr and "images (3 images)" in r.stderr, r.stderr
+    assert not (tmp_path / "out" / "panoptic.json").exists()
+    with pytest.raises(ProjectError, match=r"images \(3 images\)"):
+        open_project_for(str(dataset), str(tmp_path / "proj"))

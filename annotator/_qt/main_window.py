@@ -874,10 +874,10 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
             return Project.open(p, fallback_read_only=True)
         if (target / PROJECT_FILE).exists():
             return Project.open(target, fallback_read_only=True)
-        from annotator.document import list_images
+        from annotator.document import list_images, no_images_message
 
         if not list_images(p):  # nothing to label: say so rather than leave an empty project behind
-            raise ProjectError(f"{p}: a folder with no image files (jpg, png, tif, webp, bmp, gif) and no project")
+            raise ProjectError(no_images_message(p) + ", and no project")
         return Project.new(p, target)
     if p.suffix.lower() == ".json":
         if p.name == PROJECT_FILE:
