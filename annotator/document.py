@@ -232,12 +232,13 @@ def list_images(folder: PathLike) -> list[str]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def no_images_message(folder: PathLike) -> str:
+def no_images_message(folder: PathLike, also: str = "") -> str:
     """Why `folder` has nothing to label, naming the subfolders that hold images: a data set's photos often sit
-    one level down (DATASET/images/), and a person who picked DATASET should be told where they are."""
+    one level down (DATASET/images/), and a person who picked DATASET should be told where they are. `also`
+    follows the first clause (", and no project")."""
     folder = Path(folder)
     kinds = ", ".join(s.lstrip(".") for s in IMAGE_EXTENSIONS if s not in (".jpeg", ".tiff"))
-    text = f"{folder}: no image files ({kinds}) directly in this folder"
+    text = f"{folder}: no image files ({kinds}) directly in this folder{also}"
     found = []
     try:
         subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

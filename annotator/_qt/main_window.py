@@ -877,7 +877,7 @@ def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:
         from annotator.document import list_images, no_images_message
 
         if not list_images(p):  # nothing to label: say so rather than leave an empty project behind
-            raise ProjectError(no_images_message(p) + ", and no project")
+            raise ProjectError(no_images_message(p, also=", and no project"))
         return Project.new(p, target)
     if p.suffix.lower() == ".json":
         if p.name == PROJECT_FILE:
