@@ -250,10 +250,10 @@ def no_images_message(folder: PathLike, also: str = "") -> str:
         except OSError:
             continue
         if n:
-            found.append(f"{sub.name} ({n} image{'s' if n != 1 else ''})")
+            found.append(f"{sub.name}/ ({n})")
     if found:
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-        text += f"; its subfolders {', '.join(found[:5])}{more} hold some: open one of those"
+        text += f". These subfolders hold images: {', '.join(found[:5])}{more}. Open one of those"
     return text
 
 

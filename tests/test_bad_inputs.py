@@ -358,7 +358,7 @@ def test_a_folder_whose_images_are_in_subfolders_is_refused_with_the_subfolders_
     r = subprocess.run([sys.executable, "main.py", "auto", str(dataset), "--out", str(tmp_path / "out"),
                         "--random-init"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "no image files" in r.stderr and "images (3 images)" in r.stderr, r.stderr
+    assert "no image files" in r.stderr and "images/ (3)" in r.stderr, r.stderr
     assert not (tmp_path / "out" / "panoptic.json").exists()
-    with pytest.raises(ProjectError, match=r"images \(3 images\)"):
+    with pytest.raises(ProjectError, match=r"images/ \(3\)"):
         open_project_for(str(dataset), str(tmp_path / "proj"))
