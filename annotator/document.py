@@ -402,6 +402,9 @@ class _Step:
     seg_after: Optional[dict[int, Optional[Segment]]] = None
     cat_before: Optional[dict[int, Optional[Category]]] = None
     cat_after: Optional[dict[int, Optional[Category]]] = None
+    # Project-wide steps that touch segment records on several images: image index -> (records before, after).
+    image_segs: Optional[dict[int, tuple[dict[int, Optional[Segment]], dict[int, Optional[Segment]]]]] = None
+    cat_order: Optional[tuple[list[int], list[int]]] = None  # category ids in order, before and after
 
 
 # ----------------------------------------------------------------------------------------------- project
@@ -426,7 +429,8 @@ class Project:
 
     Listeners (``add_listener``) are called as ``callback(event, image_index)`` after every change, where event is
     the edit's name ("add_segment", "delete_segment", "merge_segments", "paint", "set_segment_category",
-    "add_category", "rename_category", "recolor_category", "set_category_isthing") or "undo" / "redo";
+    "add_category", "rename_category", "recolor_category", "set_category_isthing", "delete_category") or "undo" /
+    "redo";
     image_index is -1 for project-wide (category) changes.
     """
 
@@ -831,7 +835,16 @@ class Project:
                     current[cid] = replace(cat)
                     if cid not in order:
                         order.append(cid)
+            if step.cat_order is not None:
+                order = list(step.cat_order[1 if forward else 0])
             self.categories = [current[c] for c in order if c in current]
+        for i, (seg_before, seg_after) in (step.image_segs or {}).items():
+            entry = self.images[i]
+            for sid, seg in (seg_after if forward else seg_before).items():
+                if seg is None:
+                    entry.segments.pop(sid, None)
+                else:
+                    entry.segments[sid] = replace(seg)
         self._meta_dirty = True
 
     def _commit(self, step: _Step) -> None:
@@ -1004,6 +1017,33 @@ class Project:
     @_writes
     def set_category_isthing(self, category_id: int, isthing: bool) -> None:
         self._category_step("set_category_isthing", replace(self.category(category_id), isthing=bool(isthing)))
+
+    @_writes
+    def delete_category(self, category_id: int, move_to: Optional[int] = None) -> int:
+        """Remove a category. Its segments, on every image, move to category `move_to`; a category still in use
+        is refused (ValueError saying how many segments use it) without one. The last category cannot go.
+        One undo step, which puts the category back in its place. Returns the number of segments moved."""
+        old = replace(self.category(category_id))
+        if len(self.categories) == 1:
+            raise ValueError(f"{old.name!r} is the last category: add another before deleting it")
+        users = {i: [sid for sid, seg in e.segments.items() if seg.category_id == category_id]
+                 for i, e in enumerate(self.images)}
+        users = {i: sids for i, sids in users.items() if sids}
+        n = sum(len(sids) for sids in users.values())
+        if n and move_to is None:
+            raise ValueError(f"category {old.name!r} is used by {n} segment{'s' if n != 1 else ''} on {len(users)} "
+                             f"image{'s' if len(users) != 1 else ''}: say which category they move to")
+        if move_to is not None:
+            if move_to == category_id:
+                raise ValueError("a category's segments cannot move to the category being deleted")
+            self.category(move_to)
+        image_segs = {i: ({sid: replace(self.images[i].segments[sid]) for sid in sids},
+                          {sid: replace(self.images[i].segments[sid], category_id=move_to) for sid in sids})
+                      for i, sids in users.items()}
+        order = [c.id for c in self.categories]
+        self._commit(_Step("delete_category", -1, cat_before={category_id: old}, cat_after={category_id: None},
+                           image_segs=image_segs, cat_order=(order, [c for c in order if c != category_id])))
+        return n
 
     # ---------------------------------------------------------------- undo / redo
     @property

@@ -406,3 +406,34 @@ for k in range(10000):
     lab = q.images[0].labels
     assert len(q.images[0].segments) >= acknowledged + 1  # every acknowledged edit is on disk
     assert set(np.unique(lab)) - {0} == set(q.images[0].segments)
+
+
+def test_delete_category_moves_its_segments_on_every_image_in_one_undo_step(proj):
+    """A category added by mistake ("dgo") or two that should be one: delete it, its segments move to another."""
+    dog = proj.add_category("dog", (200, 0, 0))
+    typo = proj.add_category("dgo", (0, 200, 0))
+    sky = proj.add_category("sky", (0, 0, 200), isthing=False)
+    a = proj.add_segment(0, _box(0, 20, 0, 30), typo)
+    b = proj.add_segment(2, _box(0, 20, 0, 30), typo)
+    c = proj.add_segment(2, _box(20, 40, 0, 30), dog)
+    order = [cat.id for cat in proj.categories]
+    with pytest.raises(ValueError, match=r"used by 2 segments on 2 images"):
+        proj.delete_category(typo)  # in use, and no category to move them to: refused, nothing changed
+    assert typo in {cat.id for cat in proj.categories}
+    _check_undo_redo(proj, lambda: proj.delete_category(typo, move_to=dog))
+    assert [cat.id for cat in proj.categories] == [i for i in order if i != typo]
+    assert proj.images[0].segments[a].category_id == dog and proj.images[2].segments[b].category_id == dog
+    assert proj.images[2].segments[c].category_id == dog
+    assert proj.undo()
+    assert [cat.id for cat in proj.categories] == order  # back in its place: keys 1-9 pick the same ones
+    assert proj.images[0].segments[a].category_id == typo
+    # an unused category goes without a target; the last one cannot go
+    assert proj.delete_category(sky) == 0
+    reopened = Project.open(proj.project_dir)
+    assert sky not in {cat.id for cat in reopened.categories}
+    for cid in [cat.id for cat in proj.categories][1:]:
+        proj.delete_category(cid, move_to=proj.categories[0].id)
+    with pytest.raises(ValueError, match="last category"):
+        proj.delete_category(proj.categories[0].id)
+    with pytest.raises(KeyError):
+        proj.delete_category(999)

@@ -166,3 +166,43 @@ def test_an_export_says_how_many_proposals_were_left_unreviewed(qtbot, project, 
     qtbot.keyClick(win, Qt.Key_Return, Qt.ShiftModifier)  # accept the rest: nothing left unreviewed
     assert win.export_labelme(str(tmp_path / "lm"))
     assert "proposal" not in win.statusBar().currentMessage(), win.statusBar().currentMessage()
+
+
+def test_delete_a_category_from_the_panel_moves_its_segments_and_undoes(qtbot, project, monkeypatch):  # noqa: F811
+    """Session 20: a category added by mistake could be renamed but never removed, so it stayed in every export."""
+    from PyQt5.QtWidgets import QInputDialog
+
+    win = make_window(qtbot, project)
+    dog = win.add_category(name="dog")
+    typo = win.add_category(name="dgo")  # now the current category
+    _accept_at(qtbot, win, 30, 50)
+    sid = int(win.entry.labels[50, 30])
+    assert win.entry.segments[sid].category_id == typo
+    asked = []
+
+    def choose(parent, title, label, items, current, editable):
+        asked.append((label, list(items)))
+        return "dog", True
+
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(choose))
+    row = [win.categories_panel.list.item(r).data(Qt.UserRole) for r in range(win.categories_panel.list.count())]
+    win.categories_panel.list.setCurrentRow(row.index(typo))
+    qtbot.mouseClick(win.categories_panel.delete_btn, Qt.LeftButton)
+    assert asked and "used by 1 segment" in asked[0][0] and "dgo" not in asked[0][1] and "dog" in asked[0][1]
+    assert typo not in {c.id for c in project.categories}
+    assert project.images[0].segments[sid].category_id == dog
+    qtbot.waitUntil(lambda: all("dgo" not in win.categories_panel.list.item(r).text()
+                                for r in range(win.categories_panel.list.count())))
+    assert "Deleted category 'dgo'" in win.statusBar().currentMessage()
+    assert win.category_id != typo  # the current category moved off the deleted one
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
+    assert typo in {c.id for c in project.categories} and project.images[0].segments[sid].category_id == typo
+    qtbot.waitUntil(lambda: any("dgo" in win.categories_panel.list.item(r).text()
+                                for r in range(win.categories_panel.list.count())))
+    # the last category cannot go; an unused one goes without a question
+    asked.clear()
+    assert win.delete_category(dog) and not asked
+    first = project.categories[0].id
+    assert win.delete_category(typo, move_to=first) and project.images[0].segments[sid].category_id == first
+    assert [c.id for c in project.categories] == [first]
+    assert not win.delete_category(first) and "last category" in win.messages[-1]

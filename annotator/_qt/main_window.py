@@ -181,6 +181,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.categories_panel.add_requested.connect(lambda: self.add_category())
         self.categories_panel.rename_requested.connect(lambda cid: self.rename_category(cid))
         self.categories_panel.recolor_requested.connect(lambda cid: self.recolor_category(cid))
+        self.categories_panel.delete_requested.connect(lambda cid: self.delete_category(cid))
         self.images_panel.picked.connect(self.show_image)
         self.segments_panel.selection_changed.connect(self._on_segment_rows_selected)
         self.segments_panel.visibility_changed.connect(self.set_segment_visible)
@@ -617,6 +618,37 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self._edit(self.project.recolor_category, category_id, color)
         if self.color_by != "category":
             self.set_color_by("category")  # a new category colour is only seen in category colours
+
+    def delete_category(self, category_id: int, move_to: Optional[int] = None) -> bool:
+        """Delete a category. If segments use it they move to `move_to`, asked for when not given (a list of the
+        other categories); Ctrl+Z undoes it all. False if nothing was deleted."""
+        if self.project is None:
+            return False
+        cat = self.project.category(category_id)
+        others = [c for c in self.project.categories if c.id != category_id]
+        if not others:
+            self.notify(f"'{cat.name}' is the last category: add another one before deleting it.", error=True)
+            return False
+        used = sum(1 for e in self.project.images for seg in e.segments.values() if seg.category_id == category_id)
+        if used and move_to is None:
+            names = [c.name for c in others]
+            choice, ok = QInputDialog.getItem(
+                self, "Delete category", f"'{cat.name}' is used by {used} segment{'s' if used != 1 else ''}. "
+                "Move them to:", names, 0, False)
+            if not ok:
+                return False
+            move_to = others[names.index(choice)].id
+        try:
+            moved = self._edit(self.project.delete_category, category_id, move_to if used else None)
+        except ValueError as exc:
+            self.notify(str(exc), error=True)
+            return False
+        if moved is None:  # read-only or not saved: _edit said so
+            return False
+        target = (f"; {moved} segment{'s' if moved != 1 else ''} moved to '{self.project.category(move_to).name}'"
+                  if moved else "")
+        self.status(f"Deleted category '{cat.name}'{target} (Ctrl+Z undoes it).")
+        return True
 
     def _ensure_category(self) -> Optional[int]:
         if self.project is None:

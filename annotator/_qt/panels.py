@@ -38,6 +38,7 @@ class CategoryPanel(QGroupBox):
     add_requested = pyqtSignal()
     rename_requested = pyqtSignal(int)
     recolor_requested = pyqtSignal(int)
+    delete_requested = pyqtSignal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__("Categories", parent)
@@ -49,15 +50,19 @@ class CategoryPanel(QGroupBox):
         add = QPushButton("Add")
         rename = QPushButton("Rename")
         recolor = QPushButton("Colour")
-        for b in (add, rename, recolor):
+        self.delete_btn = QPushButton("Delete")
+        self.delete_btn.setToolTip("Delete this category; its segments move to another one (Ctrl+Z undoes it)")
+        for b in (add, rename, recolor, self.delete_btn):
             b.setFocusPolicy(Qt.NoFocus)
         add.clicked.connect(self.add_requested)
         rename.clicked.connect(lambda: self.current_id() is not None and self.rename_requested.emit(self.current_id()))
         recolor.clicked.connect(
             lambda: self.current_id() is not None and self.recolor_requested.emit(self.current_id())
         )
+        self.delete_btn.clicked.connect(
+            lambda: self.current_id() is not None and self.delete_requested.emit(self.current_id()))
         row = QHBoxLayout()
-        for b in (add, rename, recolor):
+        for b in (add, rename, recolor, self.delete_btn):
             row.addWidget(b)
         lay = QVBoxLayout(self)
         lay.addWidget(self.list)
