@@ -153,7 +153,8 @@ def _one_edit(project: Project, rng: random.Random) -> None:
     sids = list(e.segments)
     cids = [c.id for c in project.categories]
     kind = rng.choices(["accept", "paint", "erase", "delete", "merge", "category", "crowd", "add_category",
-                        "rename", "recolor", "undo", "redo"], [6, 3, 2, 2, 1, 2, 1, 1, 1, 1, 3, 2])[0]
+                        "rename", "recolor", "delete_category", "undo", "redo"],
+                       [6, 3, 2, 2, 1, 2, 1, 1, 1, 1, 1, 3, 2])[0]
     if kind == "accept" or not sids and kind in ("paint", "erase", "delete", "merge", "category", "crowd"):
         project.add_segment(i, _random_mask(rng, e.height, e.width), rng.choice(cids),
                             overwrite=rng.random() < 0.3)
@@ -179,6 +180,11 @@ def _one_edit(project: Project, rng: random.Random) -> None:
         project.rename_category(rng.choice(cids), f"name{rng.randrange(1000)}")
     elif kind == "recolor":
         project.recolor_category(rng.choice(cids), [rng.randrange(256) for _ in range(3)])
+    elif kind == "delete_category":
+        if len(cids) < 2:
+            raise ValueError("the last category stays")
+        gone = rng.choice(cids)
+        project.delete_category(gone, move_to=rng.choice([c for c in cids if c != gone]))
     elif kind == "undo":
         project.undo()
     else:
