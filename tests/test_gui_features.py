@@ -206,3 +206,19 @@ def test_delete_a_category_from_the_panel_moves_its_segments_and_undoes(qtbot, p
     assert win.delete_category(typo, move_to=first) and project.images[0].segments[sid].category_id == first
     assert [c.id for c in project.categories] == [first]
     assert not win.delete_category(first) and "last category" in win.messages[-1]
+
+
+def test_category_right_click_menu_turns_a_thing_into_stuff(qtbot, project):  # noqa: F811
+    """Thing or stuff was asked once, when the category was added, and could not be changed after; it decides
+    the COCO exports' isthing (and which segments the instances export holds)."""
+    win = make_window(qtbot, project)
+    road = win.add_category(name="road")  # added as a thing by mistake
+    menu = win.categories_panel.menu_for(road, isthing=True)
+    actions = {a.text(): a for a in menu.actions()}
+    assert {"Rename…", "Colour…", "Delete…"} <= set(actions)
+    actions["Countable thing (unticked: stuff)"].trigger()
+    assert project.category(road).isthing is False
+    qtbot.waitUntil(lambda: any(win.categories_panel.list.item(r).text().endswith("road  (stuff)")
+                                for r in range(win.categories_panel.list.count())))
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
+    assert project.category(road).isthing is True

@@ -182,6 +182,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.categories_panel.rename_requested.connect(lambda cid: self.rename_category(cid))
         self.categories_panel.recolor_requested.connect(lambda cid: self.recolor_category(cid))
         self.categories_panel.delete_requested.connect(lambda cid: self.delete_category(cid))
+        self.categories_panel.isthing_requested.connect(
+            lambda cid, on: self._edit(self.project.set_category_isthing, cid, on) if self.project else None)
         self.images_panel.picked.connect(self.show_image)
         self.segments_panel.selection_changed.connect(self._on_segment_rows_selected)
         self.segments_panel.visibility_changed.connect(self.set_segment_visible)

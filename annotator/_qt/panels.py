@@ -13,6 +13,7 @@ from PyQt5.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -39,6 +40,7 @@ class CategoryPanel(QGroupBox):
     rename_requested = pyqtSignal(int)
     recolor_requested = pyqtSignal(int)
     delete_requested = pyqtSignal(int)
+    isthing_requested = pyqtSignal(int, bool)  # category id, countable thing (else stuff)
 
     def __init__(self, parent=None) -> None:
         super().__init__("Categories", parent)
@@ -47,6 +49,9 @@ class CategoryPanel(QGroupBox):
         self.list.setFocusPolicy(Qt.NoFocus)  # keys stay with the window (shortcuts)
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemDoubleClicked.connect(lambda it: self.rename_requested.emit(it.data(Qt.UserRole)))
+        # Right click: every category action, and thing / stuff, which decides the COCO exports' isthing.
+        self.list.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._show_menu)
         add = QPushButton("Add")
         rename = QPushButton("Rename")
         recolor = QPushButton("Colour")
@@ -85,6 +90,25 @@ class CategoryPanel(QGroupBox):
     def current_id(self) -> Optional[int]:
         it = self.list.currentItem()
         return None if it is None else it.data(Qt.UserRole)
+
+    def menu_for(self, category_id: int, isthing: bool) -> QMenu:
+        """The right-click menu of one category."""
+        menu = QMenu(self)
+        menu.addAction("Rename…", lambda: self.rename_requested.emit(category_id))
+        menu.addAction("Colour…", lambda: self.recolor_requested.emit(category_id))
+        thing = menu.addAction("Countable thing (unticked: stuff)")
+        thing.setCheckable(True)
+        thing.setChecked(isthing)
+        thing.toggled.connect(lambda on: self.isthing_requested.emit(category_id, on))
+        menu.addSeparator()
+        menu.addAction("Delete…", lambda: self.delete_requested.emit(category_id))
+        return menu
+
+    def _show_menu(self, pos) -> None:
+        item = self.list.itemAt(pos)
+        if item is not None:
+            isthing = not item.text().endswith("(stuff)")
+            self.menu_for(item.data(Qt.UserRole), isthing).exec_(self.list.viewport().mapToGlobal(pos))
 
     def select_row(self, row: int) -> None:
         if 0 <= row < self.list.count():
