@@ -106,9 +106,10 @@ def _percentiles(values: list[float]) -> dict:
             "n": int(a.size)}
 
 
-def click_chain(seg, image: np.ndarray, target: np.ndarray, valid: np.ndarray, n_clicks: int
-                ) -> tuple[list[tuple[int, int, bool]], list[float]]:
-    """The net's clicks by the standard protocol, with the time of each predict call."""
+def click_chain(seg, image: np.ndarray, target: np.ndarray, valid: np.ndarray, n_clicks: int,
+                previews: list | None = None) -> tuple[list[tuple[int, int, bool]], list[float]]:
+    """The net's clicks by the standard protocol, with the time of each predict call. `previews` (if given)
+    gets the time from the first click to its preview: what the annotator shows while the refinements run."""
     from train.sampling import next_click
 
     clicks, times = [], []
@@ -119,8 +120,11 @@ def click_chain(seg, image: np.ndarray, target: np.ndarray, valid: np.ndarray, n
             break
         clicks.append(c)
         t0 = time.perf_counter()
-        pred = seg.predict(image, clicks).mask
+        seen: list = []
+        pred = seg.predict(image, clicks, preview=lambda m, s: seen.append(time.perf_counter() - t0)).mask
         times.append(time.perf_counter() - t0)
+        if previews is not None and len(clicks) == 1 and seen:
+            previews.append(seen[0])
     return clicks, times
 
 
@@ -351,10 +355,10 @@ def run_bench(args) -> dict:
     if peer is not None:
         peer.predict(wimg, [(320, 240, True)])
 
-    net_first, net_next, peer_first, peer_next, per_image = [], [], [], [], []
+    net_first, net_next, peer_first, peer_next, per_image, net_preview = [], [], [], [], [], []
     seg_times, seg_counts, peer_seg_times, peer_seg_counts = [], [], [], []
     for name, image, target, valid in images:
-        clicks, times = click_chain(seg, image, target, valid, args.clicks)
+        clicks, times = click_chain(seg, image, target, valid, args.clicks, net_preview)
         rec = {"name": name, "clicks": [list(c) for c in clicks], "net_click_seconds": times}
         net_first += times[:1]
         net_next += times[1:]
@@ -380,6 +384,7 @@ def run_bench(args) -> dict:
               file=sys.stderr, flush=True)
 
     methods = {"net": {"click": _percentiles(net_first + net_next), "first_click": _percentiles(net_first),
+                       "first_click_preview": _percentiles(net_preview),
                        "next_click": _percentiles(net_next), "segment_image": _percentiles(seg_times),
                        "segments_per_image": float(np.mean(seg_counts))}}
     if peer is not None:
@@ -420,6 +425,8 @@ def format_table(r: dict) -> str:
     for key, label in (("click", "click latency"), ("first_click", "first click"), ("next_click", "next clicks")):
         for p in ("p50", "p90"):
             row(f"{label} {p} (ms)", net[key][p], gc[key][p] if gc else None)
+    for p in ("p50", "p90"):  # the annotator shows the first pass while the first click's refinements run
+        row(f"first click preview {p} (ms)", net.get("first_click_preview", {}).get(p), None)
     sec = lambda v: "n/a" if v is None or np.isnan(v) else f"{v:.2f}"  # noqa: E731
     row("segment_image mean (s)", net["segment_image"]["mean"], gc["segment_image"]["mean"] if gc else None, sec)
     row("segments per image", net["segments_per_image"], gc["segments_per_image"] if gc else None,

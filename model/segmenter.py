@@ -35,6 +35,7 @@ RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 BUNDLED_WEIGHTS = RESOURCES / "pointer_seg.safetensors"
 
 ProgressCallback = Callable[[float], Optional[bool]]
+PreviewCallback = Callable[[np.ndarray, float], None]
 
 
 @dataclass
@@ -486,11 +487,13 @@ class Segmenter:
 
     # ---- public API ----
     def predict(self, image: np.ndarray, clicks: Sequence[Click], roi: np.ndarray | None = None,
-                reading: int = 0) -> Prediction:
+                reading: int = 0, preview: PreviewCallback | None = None) -> Prediction:
         """The segment under the clicks, inside `roi`. clicks: [(x, y, positive)] in full-image pixels, the
         first positive; later ones correct the mask (positive adds the region under it, negative removes).
         `reading`: which of the first click's readings (Prediction.readings) the mask builds on; 0 is the
-        default, an index past the last one means the last."""
+        default, an index past the last one means the last. `preview(mask, score)`: called (in this thread)
+        with the first net pass's answer when a new first click still has its other views and refinements to
+        run, so a window can show it at once; the mask is the caller's own, at full resolution."""
         t0 = time.perf_counter()
         image = as_rgb(image)
         h, w = image.shape[:2]
@@ -507,16 +510,19 @@ class Segmenter:
             fx, fy = sw / w, sh / h
             work_clicks = [(min(sw - 1.0, max(0.0, (x + 0.5) * fx - 0.5)),
                             min(sh - 1.0, max(0.0, (y + 0.5) * fy - 0.5)), p) for x, y, p in clicks]
-            mask, score, readings, reading = self._predict_chain(work_image, work_roi, work_clicks, reading, key)
-
             def full(m: np.ndarray) -> np.ndarray:
                 # Linear interpolation of the 0/255 mask then the midpoint: a smooth outline, not blocks.
                 return (cv2.resize(m.view(np.uint8) * np.uint8(255), (w, h), interpolation=cv2.INTER_LINEAR)
                         > 127) & roi
+
+            work_preview = None if preview is None else (lambda m, sc: preview(full(m), sc))
+            mask, score, readings, reading = self._predict_chain(work_image, work_roi, work_clicks, reading, key,
+                                                                 work_preview)
             mask_full = full(mask)
             readings_full = tuple(mask_full if m is mask else full(m) for m, _ in readings)
             return Prediction(mask_full, score, time.perf_counter() - t0, readings_full, reading)
-        mask, score, readings, reading = self._predict_chain(image, roi, clicks, reading, key)
+        own_preview = None if preview is None else (lambda m, sc: preview(m.copy(), sc))
+        mask, score, readings, reading = self._predict_chain(image, roi, clicks, reading, key, own_preview)
         return Prediction(mask.copy(), score, time.perf_counter() - t0, tuple(m.copy() for m, _ in readings), reading)
 
     def _working_copy(self, image: np.ndarray, roi: np.ndarray, key: tuple[str, str]
@@ -535,10 +541,11 @@ class Segmenter:
         return self._work_image[1], self._work_roi[1]
 
     def _predict_chain(self, image: np.ndarray, roi: np.ndarray, clicks: list[Click], reading: int,
-                       key: tuple[str, str]) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float]], int]:
+                       key: tuple[str, str], preview: PreviewCallback | None = None
+                       ) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float]], int]:
         """predict() on the image as given: (mask, score, readings, reading). The masks are the caches' own
         arrays: callers copy them."""
-        readings = self._first_click_readings(image, roi, clicks[0], key)
+        readings = self._first_click_readings(image, roi, clicks[0], key, preview)
         reading = max(0, min(int(reading), len(readings) - 1))
         start, mask, score = 0, None, 0.0
         if (self._last is not None and self._last[0] == (key, reading)
@@ -560,8 +567,8 @@ class Segmenter:
         self._last = ((key, reading), list(clicks), mask, score)
         return mask, score, readings, reading
 
-    def _first_click_readings(self, image: np.ndarray, roi: np.ndarray, click: Click, key: tuple[str, str]
-                              ) -> list[tuple[np.ndarray, float]]:
+    def _first_click_readings(self, image: np.ndarray, roi: np.ndarray, click: Click, key: tuple[str, str],
+                              preview: PreviewCallback | None = None) -> list[tuple[np.ndarray, float]]:
         """[(mask, score)] of the first click: the default (all the first-click rules below), then up to
         `max_readings` - 1 distinct masks from the other views it ran, highest score first."""
         if self._readings is not None and self._readings[0] == (key, tuple(click)):
@@ -572,6 +579,8 @@ class Segmenter:
             prob, score = self._run(image, roi, [click], None, (0, 0, w, h), self.max_side, key[0], key[1])
             mask = (prob > self._cut) & roi
             self._note(mask, score, click)
+            if preview is not None:
+                preview(mask, score)
             mask, score = self._large_object_view(image, roi, click, mask, score, key)
             if self.refine_first != "off" and mask.any():
                 mask, score = self._refine(image, roi, [click], mask, score, key)

@@ -33,6 +33,9 @@ def test_bench_tiny_run_writes_table_and_json(tmp_path, capsys):
         click = r["methods"][name]["click"]
         assert click["n"] == 2 and 0 < click["p50"] <= click["p90"]
     assert r["methods"]["net"]["segment_image"]["n"] == 1
+    preview, first = r["methods"]["net"]["first_click_preview"], r["methods"]["net"]["first_click"]
+    assert preview["n"] == 1 and 0 < preview["p50"] < first["p50"]  # shown before the first click's answer
+    assert "first click preview p50 (ms)" in table
     assert r["methods"]["grabcut"]["segment_image"]["n"] == 0       # --no-peer-full
     # The same clicks went to both methods.
     im = r["per_image"][0]

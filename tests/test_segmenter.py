@@ -762,3 +762,35 @@ def test_readings_stay_in_the_roi_and_can_be_limited(scene: np.ndarray) -> None:
     seg.max_readings = 1
     seg._readings = None
     assert len(seg.predict(scene, [(81, 60, True)]).readings) == 1
+
+
+def test_a_first_click_previews_its_plain_view_before_the_refinements(scene: np.ndarray) -> None:
+    """The first click of an object runs up to eight net passes (views, windows, refinements: about 0.5-1 s on a
+    laptop). `preview` gets the first pass's mask as soon as it exists, so a window can show it at once."""
+    seg = make(PARTIAL_SEED)
+    plain = make(PARTIAL_SEED, refine_first="off", first_click_windows=(), large_object_side=0,
+                 small_object_refine=False)
+    roi = np.ones(scene.shape[:2], bool)
+    roi[:, :30] = False
+    click = (80, 60, True)
+    seen = []
+    pred = seg.predict(scene, [click], roi=roi, preview=lambda m, s: seen.append((m.copy(), s)))
+    assert len(seen) == 1
+    mask, score = seen[0]
+    assert mask.shape == scene.shape[:2] and mask.dtype == bool and not (mask & ~roi).any()
+    expected = plain.predict(scene, [click], roi=roi)
+    assert np.array_equal(mask, expected.mask) and score == pytest.approx(expected.score)
+    assert pred.mask.shape == mask.shape  # the final answer still comes back as before
+    # Nothing more to preview once the first click is known: a repeat or a correction answers at once.
+    seg.predict(scene, [click], roi=roi, preview=lambda m, s: seen.append(m))
+    seg.predict(scene, [click, (30, 20, False)], roi=roi, preview=lambda m, s: seen.append(m))
+    assert len(seen) == 1
+
+
+def test_the_preview_of_a_large_image_is_at_full_resolution() -> None:
+    big = np.zeros((1200, 2000, 3), np.uint8)
+    big[300:900, 500:1500] = (200, 60, 60)
+    seg = Segmenter.random_init(PARTIAL_SEED, max_side=160, full_image_side=96, work_side=400)
+    seen = []
+    seg.predict(big, [(1000, 600, True)], preview=lambda m, s: seen.append(m))
+    assert len(seen) == 1 and seen[0].shape == (1200, 2000)

@@ -95,6 +95,15 @@ class EditingMixin:
         self.reading = (self.reading + 1) % self.readings_count
         self._request_prediction()
 
+    def _on_previewed(self, req_id: int, mask: np.ndarray, score: float) -> None:
+        """The first net pass of a new first click, shown while its other views and refinements run (they take
+        most of the first click's 0.5-1 s). The request stays pending: Enter still accepts the final answer."""
+        if req_id != self.pending or self.image is None or mask.shape != self.image.shape[:2] or not mask.any():
+            return
+        self.proposal = mask
+        self.proposal_score = score
+        self._show_proposal()
+
     def _on_predicted(self, req_id: int, mask: np.ndarray, score: float, latency: float,
                       readings: tuple = (0, 0)) -> None:
         if req_id != self.pending or self.image is None or mask.shape != self.image.shape[:2]:

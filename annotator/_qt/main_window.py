@@ -218,6 +218,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.worker = WorkerThread(segmenter, segmenter_factory, parent=self)
         w = self.worker.worker
         w.predicted.connect(self._on_predicted)
+        w.previewed.connect(self._on_previewed)
         w.segmented.connect(self._on_segmented)
         w.progress.connect(self._on_progress)
         w.failed.connect(self._on_failed)
@@ -753,6 +754,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                 text += f" Tab: another reading ({self.reading + 1}/{self.readings_count})."
             if queued:
                 text += f" {queued} more queued."
+            if self.pending is not None:
+                text += " Refining…"
         elif self.pending is not None:
             text = "Predicting…"
         elif self.selected:

@@ -6,6 +6,7 @@ skips stale requests still queued and the GUI ignores stale results.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import threading
@@ -24,11 +25,22 @@ def _load_default_segmenter() -> Any:
     return Segmenter.from_pretrained()
 
 
+def _takes_keyword(fn: Callable, name: str) -> bool:
+    """Whether `fn` accepts the keyword `name` (segmenters without previews, e.g. older or test ones, work too)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 class SegmentWorker(QObject):
     """Runs ``predict`` / ``segment_image`` off the GUI thread. Create via :class:`WorkerThread`."""
 
     # request id, mask (HxW bool), score, latency seconds, (reading shown, readings of the first click)
     predicted = pyqtSignal(int, object, float, float, object)
+    # request id, mask (HxW bool), score: the first net pass of a new first click, while its refinements run
+    previewed = pyqtSignal(int, object, float)
     # request id, label map (HxW int32), cancelled flag, latency seconds
     segmented = pyqtSignal(int, object, bool, float)
     progress = pyqtSignal(int, float)  # request id, done fraction
@@ -123,8 +135,16 @@ class SegmentWorker(QObject):
             self.failed.emit(req_id, self._load_error or "no model")
             return
         t0 = time.perf_counter()
+
+        def preview(mask: np.ndarray, score: float) -> None:
+            if req_id == self.latest_id:  # a newer click already superseded this one: nobody waits for it
+                self.previewed.emit(req_id, np.asarray(mask, bool), float(score))
+
+        kwargs: dict = {"reading": reading} if reading else {}
+        if _takes_keyword(seg.predict, "preview"):
+            kwargs["preview"] = preview
         try:
-            pred = seg.predict(image, clicks, roi=roi, reading=reading) if reading else seg.predict(image, clicks, roi=roi)
+            pred = seg.predict(image, clicks, roi=roi, **kwargs)
         except Exception as exc:
             traceback.print_exc()
             self.failed.emit(req_id, f"prediction failed: {exc}")
