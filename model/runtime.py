@@ -223,6 +223,17 @@ def onnx_runner(net: nn.Module, threads: int | None = None, cache: Path | None =
 
 BACKENDS = ("auto", "openvino", "onnx", "torch")
 AUTO_ORDER = ("openvino", "onnx")  # fastest first, as measured by bench/bench_segmenter.py --runtimes
+# Chooses the runtime wherever none is named (the annotator, main.py, train.evaluate): e.g. "torch" on a machine
+# where a runtime misbehaves. The tests set it to "torch" (tests/conftest.py).
+BACKEND_ENV = "POINTER_ANNOTATOR_BACKEND"
+
+
+def default_backend() -> str:
+    """$POINTER_ANNOTATOR_BACKEND if set, else "auto"; a value that is not a backend is a ValueError naming it."""
+    value = os.environ.get(BACKEND_ENV, "").strip() or "auto"
+    if value not in BACKENDS:
+        raise ValueError(f"${BACKEND_ENV}={value!r} is not an inference backend ({', '.join(BACKENDS)})")
+    return value
 
 
 def make_runner(net: nn.Module, device: str = "cpu", backend: str = "auto", threads: int | None = None):

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from .guided import GuidedFilter
 from .encoding import CLICK_RADIUS, Click, encode_pointer, normalize_image
 from .net import PointerSegNet, fuse_for_inference
-from .runtime import make_runner
+from .runtime import default_backend, make_runner
 from .weights import WeightsError, load_into
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -92,7 +92,7 @@ class Segmenter:
 
     def __init__(self, net: PointerSegNet, device: str | torch.device = "cpu", max_side: int = 448,
                  full_image_side: int = 320, info: dict | None = None, local_corrections: bool = False,
-                 backend: str = "auto", flip_average: bool = False, refine_first: str = "best",
+                 backend: str | None = None, flip_average: bool = False, refine_first: str = "best",
                  zoom_min_fraction: float = 0.25, guided_radius: int = 4, guided_eps: float = 0.01,
                  threshold: float = 0.5, first_click_windows: Sequence[float] = (0.6, 0.4, 0.25),
                  large_object_side: int = 320, large_object_fraction: float = 0.1,
@@ -101,8 +101,8 @@ class Segmenter:
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
-        # or "torch" force one.
-        self.backend = backend
+        # or "torch" force one; None: $POINTER_ANNOTATOR_BACKEND, else "auto" (model.runtime.default_backend).
+        self.backend = backend if backend is not None else default_backend()
         self._set_net(net)
         self.max_side = max_side              # internal long side for clicks
         self.full_image_side = full_image_side  # internal long side for segment_image (many runs per image)

@@ -8,6 +8,11 @@ if "POINTER_ANNOTATOR_CACHE" not in os.environ:
 
     os.environ["POINTER_ANNOTATOR_CACHE"] = tempfile.mkdtemp(prefix="pointer-annotator-test-cache-")
 
+# Segmenters the tests make without naming a runtime run eager PyTorch: no ONNX export and compile per net (a
+# third less time in the Segmenter, evaluation and fine-tune tests). tests/test_runtime.py names its runtimes and
+# checks that OpenVINO and ONNX Runtime give PyTorch's masks, and that "auto" picks them.
+os.environ.setdefault("POINTER_ANNOTATOR_BACKEND", "torch")
+
 import torch  # noqa: E402
 
 torch.set_num_threads(1)

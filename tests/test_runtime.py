@@ -18,6 +18,13 @@ def _image(h=120, w=160):
     return img
 
 
+@pytest.fixture(autouse=True)
+def _runtimes_by_default(monkeypatch):
+    """The other tests run eager PyTorch (conftest); here a Segmenter that names no runtime gets the product's
+    default, "auto"."""
+    monkeypatch.setenv(runtime.BACKEND_ENV, "auto")
+
+
 @pytest.fixture()
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("POINTER_ANNOTATOR_CACHE", str(tmp_path))
@@ -104,7 +111,7 @@ def test_failing_runtimes_fall_back(cache, monkeypatch, caplog):
     monkeypatch.setitem(runtime.RUNNERS, "onnx", broken)
     monkeypatch.setitem(runtime.RUNNERS, "openvino", broken)
     with caplog.at_level(logging.WARNING, logger="model.runtime"):
-        seg = Segmenter.random_init(seed=1)
+        seg = Segmenter.random_init(seed=1, backend="auto")
     assert seg.runtime == "torch" and "simulated runtime failure" in caplog.text
 
 
@@ -125,3 +132,15 @@ def test_loaded_weights_get_the_fast_path(cache, tmp_path):
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend"):
         Segmenter.random_init(seed=1, backend="tensorrt")
+
+
+def test_the_environment_chooses_the_runtime_where_none_is_named(cache, monkeypatch):
+    """$POINTER_ANNOTATOR_BACKEND: a person whose machine has a misbehaving runtime picks another without code."""
+    monkeypatch.setenv(runtime.BACKEND_ENV, "onnx")
+    assert Segmenter.random_init(seed=1).runtime == "onnxruntime"
+    assert Segmenter.random_init(seed=1, backend="torch").runtime == "torch"  # a named one wins
+    monkeypatch.setenv(runtime.BACKEND_ENV, "")
+    assert Segmenter.random_init(seed=1).backend == "auto"
+    monkeypatch.setenv(runtime.BACKEND_ENV, "tensorrt")
+    with pytest.raises(ValueError, match="POINTER_ANNOTATOR_BACKEND='tensorrt'"):
+        Segmenter.random_init(seed=1)

@@ -437,10 +437,11 @@ def parse_segmenter_options(items: Sequence[str]) -> dict:
 
 
 def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device: str | None = None,
-                   backend: str = "auto", options: dict | None = None):
+                   backend: str | None = None, options: dict | None = None):
     """(Segmenter, description for the report). weights: a .safetensors file (default: the bundled one) or a
     trainer checkpoint .pt (its "net" state), so a run in progress can be measured. backend: the inference
-    runtime (model.runtime: auto, openvino, onnx, torch). options: more Segmenter keyword arguments."""
+    runtime (model.runtime: auto, openvino, onnx, torch; None: $POINTER_ANNOTATOR_BACKEND, else auto). options:
+    more Segmenter keyword arguments."""
     from model import Segmenter, WeightsError
     from model.segmenter import BUNDLED_WEIGHTS
 
@@ -528,8 +529,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and OpenCV")
     p.add_argument("--seed", type=int, default=0, help="random pointers (single mode) and random init")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnx", "torch"],
-                   help="inference runtime for the net (default: the fastest that reproduces PyTorch)")
+    p.add_argument("--backend", default=None, choices=["auto", "openvino", "onnx", "torch"],
+                   help="inference runtime for the net (default: $POINTER_ANNOTATOR_BACKEND, else auto: the "
+                        "fastest that reproduces PyTorch)")
     p.add_argument("--quiet", action="store_true", help="no per-image progress lines")
     p.add_argument("--segmenter-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a Segmenter keyword argument, e.g. max_side=512 or flip_average=true (repeatable; the "
