@@ -37,22 +37,35 @@ __all__ = ["export_coco_panoptic", "export_coco_instances", "import_coco_panopti
 
 # ----------------------------------------------------------------------------------------------- helpers
 def segment_stats(labels: np.ndarray) -> dict[int, tuple[int, list[int]]]:
-    """{segment id: (area, [x, y, w, h])} for every non-zero id of a label map, in one pass."""
+    """{segment id: (area, [x, y, w, h])} for every non-zero id of a label map.
+
+    Works on the runs of equal ids along each row, not on pixels: a segment's area is the sum of its runs' lengths
+    and its box spans their rows and ends. A 12 MP map of a few dozen segments has about a hundred thousand runs,
+    so only those are sorted (0.95 -> 0.12 s for such a map, session 20); a map of noise is no slower than sorting
+    its pixels."""
     h, w = labels.shape
-    flat = labels.ravel()
-    nz = np.flatnonzero(flat)
-    if nz.size == 0:
+    if labels.size == 0:
         return {}
-    ids = flat[nz]
-    order = np.argsort(ids, kind="stable")
-    ids, nz = ids[order], nz[order]
+    run_start = np.empty((h, w), bool)
+    run_start[:, 0] = True
+    np.not_equal(labels[:, 1:], labels[:, :-1], out=run_start[:, 1:])
+    run_end = np.empty((h, w), bool)
+    run_end[:, -1] = True
+    run_end[:, :-1] = run_start[:, 1:]
+    ys, x0s = np.nonzero(run_start)
+    x1s = np.nonzero(run_end)[1]  # the same runs in the same (row-major) order
+    ids = labels[ys, x0s]
+    labelled = ids != 0
+    if not labelled.any():
+        return {}
+    order = np.argsort(ids[labelled], kind="stable")
+    ids, ys, x0s, x1s = (a[labelled][order] for a in (ids, ys, x0s, x1s))
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ys, xs = np.divmod(nz, w)
-    areas = np.diff(np.r_[starts, ids.size])
+    areas = np.add.reduceat(x1s - x0s + 1, starts)
     y0 = np.minimum.reduceat(ys, starts)
     y1 = np.maximum.reduceat(ys, starts)
-    x0 = np.minimum.reduceat(xs, starts)
-    x1 = np.maximum.reduceat(xs, starts)
+    x0 = np.minimum.reduceat(x0s, starts)
+    x1 = np.maximum.reduceat(x1s, starts)
     return {int(ids[s]): (int(a), [int(a0), int(b0), int(a1 - a0 + 1), int(b1 - b0 + 1)])
             for s, a, a0, b0, a1, b1 in zip(starts, areas, x0, y0, x1, y1)}
 

@@ -218,3 +218,15 @@ def test_large_click_times_the_working_copy_against_full_resolution(capsys, monk
     numbers = json.loads(out_json.read_text())
     assert set(numbers["median_s"]) == {"working copy", "full resolution"}
     assert numbers["iou_after_correction"]["min"] > 0.9
+
+
+def test_export_stats_times_both_ways_on_the_same_map(capsys, tmp_path):
+    import json
+
+    out_json = tmp_path / "stats.json"
+    assert _load_bench("export_stats").main(["--megapixels", "0.2", "--segments", "12", "--repeat", "1",
+                                             "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "segment_stats (runs)" in out and "pixel sort (before)" in out and "whole export" in out
+    numbers = json.loads(out_json.read_text())
+    assert numbers["segments"] == 12 and all(v > 0 for v in numbers["median_s"].values())
