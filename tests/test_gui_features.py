@@ -267,3 +267,13 @@ def test_the_first_click_shows_its_first_pass_at_once_and_enter_takes_the_refine
     qtbot.keyClick(win, Qt.Key_Escape)
     qtbot.wait(900)  # the rejected click's refined answer arrives and is ignored
     assert win.proposal is None and win.pending is None
+
+
+def test_imports_are_in_the_file_menu_beside_open(qtbot, project):  # noqa: F811
+    """They make and open a new project; under Export (where they were before session 20) nobody looked."""
+    win = make_window(qtbot, project)
+    menus = {a.text().replace("&", ""): [x.text().split("\t")[0] for x in a.menu().actions() if x.text()]
+             for a in win.menuBar().actions() if a.menu() is not None}
+    assert "Import COCO panoptic…" in menus["File"] and "Import labelme folder…" in menus["File"]
+    assert menus["File"].index("Import COCO panoptic…") < menus["File"].index("Save")
+    assert not any(t.startswith("Import") for t in menus["Export"])
