@@ -277,3 +277,17 @@ def test_imports_are_in_the_file_menu_beside_open(qtbot, project):  # noqa: F811
     assert "Import COCO panoptic…" in menus["File"] and "Import labelme folder…" in menus["File"]
     assert menus["File"].index("Import COCO panoptic…") < menus["File"].index("Save")
     assert not any(t.startswith("Import") for t in menus["Export"])
+
+
+def test_the_category_buttons_do_not_widen_the_side_panel(qtbot, project):  # noqa: F811
+    """Session 20, seen under Xvfb: a fourth button (Delete) in the categories row made that row the widest thing
+    in the side panel, so the panel grew about 50 px and the image shrank."""
+    from annotator._qt.panels import CategoryPanel
+
+    panel = CategoryPanel()
+    qtbot.addWidget(panel)
+    panel.resize(260, 160)  # a narrow side column: its row of four buttons must fit, not push it wider
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.width() == 260
+    assert panel.delete_btn.isVisible() and panel.delete_btn.geometry().right() < panel.width()

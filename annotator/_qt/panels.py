@@ -59,6 +59,7 @@ class CategoryPanel(QGroupBox):
         self.delete_btn.setToolTip("Delete this category; its segments move to another one (Ctrl+Z undoes it)")
         for b in (add, rename, recolor, self.delete_btn):
             b.setFocusPolicy(Qt.NoFocus)
+            b.setMinimumWidth(40)  # four buttons share the row: they must not widen the side panel
         add.clicked.connect(self.add_requested)
         rename.clicked.connect(lambda: self.current_id() is not None and self.rename_requested.emit(self.current_id()))
         recolor.clicked.connect(

@@ -22,6 +22,7 @@ SHORTCUTS = [
     ("D, PgDn", "Next image"),
     ("A (no proposal), PgUp", "Previous image"),
     ("1 - 9", "Pick category 1-9"),
+    ("Right click a category", "Rename, colour, thing / stuff, delete (its segments move to another category)"),
     ("Ctrl+Z", "Undo (while refining a proposal: remove its last click); the status bar says what was undone"),
     ("Ctrl+Shift+Z, Ctrl+Y", "Redo"),
     ("Ctrl+Shift+A", "Auto-segment this image"),
