@@ -163,6 +163,8 @@ def test_an_export_says_how_many_proposals_were_left_unreviewed(qtbot, project, 
     message = win.statusBar().currentMessage()
     assert "Exported COCO panoptic" in message and "3 auto-segment proposals" in message, message
     assert win.export_yolo(str(tmp_path / "yolo")) and "3 auto-segment proposals" in win.statusBar().currentMessage()
+    assert win.export_masks(str(tmp_path / "masks")) and "3 auto-segment proposals" in win.statusBar().currentMessage()
+    assert (tmp_path / "masks" / "SegmentationClass" / "a.png").is_file()
     qtbot.keyClick(win, Qt.Key_Return, Qt.ShiftModifier)  # accept the rest: nothing left unreviewed
     assert win.export_labelme(str(tmp_path / "lm"))
     assert "proposal" not in win.statusBar().currentMessage(), win.statusBar().currentMessage()

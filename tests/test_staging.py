@@ -12,6 +12,7 @@ import pytest
 
 from annotator.coco_io import export_coco_instances, export_coco_panoptic
 from annotator.document import Project
+from annotator.mask_io import export_segmentation_masks
 from annotator.polygon_io import export_labelme, export_yolo_seg
 from annotator.staging import Cancelled, StagedOutput
 
@@ -40,6 +41,7 @@ EXPORTERS: dict[str, Callable] = {
                                                                       progress=progress),
     "labelme": lambda project, out, progress: export_labelme(project, out, progress=progress),
     "yolo": lambda project, out, progress: export_yolo_seg(project, out, progress=progress),
+    "masks": lambda project, out, progress: export_segmentation_masks(project, out, progress=progress),
 }
 
 

@@ -1,5 +1,5 @@
-"""Export (COCO panoptic, COCO instances, labelme JSON, YOLO segmentation) and import (COCO panoptic, labelme) of
-the main window's project."""
+"""Export (COCO panoptic, COCO instances, labelme JSON, YOLO segmentation, segmentation masks) and import (COCO
+panoptic, labelme) of the main window's project."""
 from __future__ import annotations
 
 import os
@@ -173,6 +173,23 @@ class FileActionsMixin:
                             f"Export cancelled: nothing was written to {out_dir}")
         if path is not None:
             self._exported(f"Exported YOLO segmentation labels: {path}")
+        return path
+
+    def export_masks(self, out_dir: Optional[str] = None) -> Optional[str]:
+        """Class and instance PNGs per image with a label map (CVAT's "Segmentation mask 1.1"; annotator.mask_io)."""
+        from annotator import mask_io
+
+        if self.project is None:
+            return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self, "Export segmentation masks to folder", self._dialog_dir())
+            if not out_dir:
+                return None
+        path = self._export("Exporting segmentation masks",
+                            lambda p: mask_io.export_segmentation_masks(self.project, out_dir, progress=p),
+                            f"Export cancelled: nothing was written to {out_dir}")
+        if path is not None:
+            self._exported(f"Exported segmentation masks (class and instance PNGs) to {out_dir}")
         return path
 
     def import_labelme(self, source: Optional[str] = None, project_dir: Optional[str] = None) -> bool:

@@ -289,6 +289,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         act(x, "COCO instances…", self.export_instances)
         act(x, "labelme JSON…", self.export_labelme)
         act(x, "YOLO segmentation…", self.export_yolo)
+        act(x, "Segmentation masks (PNG, CVAT / VOC)…", self.export_masks)
         m = mb.addMenu("&Model")
         self.action_finetune = act(m, "Fine-tune on this project…", self.open_finetune_dialog)
         self.action_load_weights = act(m, "Load weights…", self.load_weights)
