@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from annotator.document import Project, atomic_write_bytes
-from annotator.polygon_io import _unique_stems
+from annotator.polygon_io import unique_stems
 from annotator.staging import Progress, StagedOutput, report
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def export_segmentation_masks(project: Project, out_dir: PathLike, progress: Opt
     class_palette = np.array([(0, 0, 0)] + colours, np.uint8).reshape(-1, 3)
     object_palette = voc_palette()
     with StagedOutput(out_dir) as staged:
-        stems = _unique_stems(project)
+        stems = unique_stems(project)
         total = len(project.images)
         for k, (entry, stem) in enumerate(zip(project.images, stems)):
             report(progress, k, total)

@@ -116,7 +116,7 @@ def polygons_to_mask(polygons: Iterable[Sequence], height: int, width: int) -> n
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _unique_stems(project: Project) -> list[str]:
+def unique_stems(project: Project) -> list[str]:
     """A file stem per image, unique within the project (a_1, a_2 if two folders both hold a.jpg)."""
     stems, used = [], set()
     for e in project.images:
@@ -153,7 +153,7 @@ def _export_labelme(project: Project, staged: StagedOutput, epsilon: float, prog
     names = {c.id: c.name for c in project.categories}
     written = []
     total = len(project.images)
-    for k, (e, stem) in enumerate(zip(project.images, _unique_stems(project))):
+    for k, (e, stem) in enumerate(zip(project.images, unique_stems(project))):
         report(progress, k, total)
         if not e.segments:
             continue
@@ -380,7 +380,7 @@ def _export_yolo_seg(project: Project, staged: StagedOutput, epsilon: float, wit
     cats = sorted(project.categories, key=lambda c: c.id)
     index = {c.id: k for k, c in enumerate(cats)}
     total = len(project.images)
-    for k, (e, stem) in enumerate(zip(project.images, _unique_stems(project))):
+    for k, (e, stem) in enumerate(zip(project.images, unique_stems(project))):
         report(progress, k, total)
         was_loaded = e.is_loaded
         lines = []

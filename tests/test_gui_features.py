@@ -231,7 +231,7 @@ class PreviewingSegmenter:
 
     device = "fake-cpu"
 
-    def __init__(self, delay: float = 0.6) -> None:
+    def __init__(self, delay: float = 1.5) -> None:  # long enough that a busy CI machine still sees the preview
         self.delay = delay
 
     def predict(self, image, clicks, roi=None, preview=None):
@@ -267,7 +267,7 @@ def test_the_first_click_shows_its_first_pass_at_once_and_enter_takes_the_refine
     click(qtbot, win, 20, 20)
     qtbot.waitUntil(lambda: win.proposal is not None, timeout=3000)
     qtbot.keyClick(win, Qt.Key_Escape)
-    qtbot.wait(900)  # the rejected click's refined answer arrives and is ignored
+    qtbot.wait(1800)  # the rejected click's refined answer arrives and is ignored
     assert win.proposal is None and win.pending is None
 
 
