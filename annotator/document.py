@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
@@ -43,6 +42,8 @@ from train.readers import read_image_rgb as _read_image_rgb
 from train.sample import DataError
 
 from annotator import project_lock
+# The exporters and the batch mode import atomic_write_bytes from here too.
+from annotator.atomic_files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -115,59 +116,6 @@ class Segment:
 
 
 # ----------------------------------------------------------------------------------------------- file helpers
-def _fsync_dir(folder: PathLike) -> None:
-    """Make a rename in ``folder`` durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(os.fspath(folder), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the OS allows (setting it is racy with threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old or the new complete file, never a mix.
-
-    Temp file in the same folder, flush, fsync, os.replace, fsync of the folder. On failure the temp file is
-    removed and the old file is untouched. The file gets the permissions a plain ``open(path, "w")`` would give
-    (0666 less the umask), not mkstemp's private 0600: exports are meant to be shared.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=os.fspath(path.parent))
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
 def encode_id_png(labels: np.ndarray) -> bytes:
     """PNG bytes of a label map in the COCO panoptic RGB encoding."""
     if labels.size and (labels.min() < 0 or labels.max() > MAX_SEGMENT_ID):
@@ -447,6 +395,9 @@ class Project:
         self.categories: list[Category] = list(categories)
         self.skipped: list[str] = []   # images that could not be read when the project was made
         self.warnings: list[str] = []  # problems found on open (e.g. an image file no longer there)
+        # Preferences kept with the project (e.g. exports' "polygon_tolerance_px"): plain JSON values, saved in
+        # project.json, not undo steps; see set_setting.
+        self.settings: dict = {}
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
         self._listeners: list[Callable[[str, int], None]] = []
@@ -598,6 +549,11 @@ class Project:
             raise ProjectError(f"{path}: not valid JSON ({e})") from e
         images, categories, gen = _parse_project(data, path)
         proj = cls(project_dir, images, categories, gen, read_only=lock is None, _lock=lock)
+        settings = data.get("settings", {})
+        if isinstance(settings, dict):
+            proj.settings = dict(settings)
+        else:  # a preference is not worth refusing the project for
+            proj.warnings.append(f"{path}: 'settings' is not a JSON object; the project's preferences are reset")
         for e in proj.images:
             if e.label_file is not None and not (proj.project_dir / e.label_file).is_file():
                 raise ProjectError(f"{path}: label map {e.label_file} of image {e.path} is missing")
@@ -626,6 +582,7 @@ class Project:
             "categories": [{"id": c.id, "name": c.name, "color": list(c.color), "isthing": bool(c.isthing)}
                            for c in self.categories],
             "images": imgs,
+            "settings": dict(self.settings),
         }
 
     def save(self) -> None:
@@ -680,6 +637,16 @@ class Project:
                 pass
         self._remove_orphans()
         self._evict()
+
+    def set_setting(self, key: str, value) -> None:
+        """Remember a preference with the project (a JSON value; e.g. ``polygon_tolerance_px``), saved at once.
+        Not an undo step. A read-only project keeps it for this session only."""
+        json.dumps(value)  # TypeError now, not at the next save
+        if key in self.settings and self.settings[key] == value:
+            return
+        self.settings[key] = value
+        self._meta_dirty = True
+        self.save()  # does nothing when read-only
 
     # ---------------------------------------------------------------- proposals under review
     def _proposals_path(self, image_index: int) -> Path:

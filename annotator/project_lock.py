@@ -25,6 +25,8 @@ from typing import Optional, Union
 
 from filelock import FileLock, Timeout
 
+from annotator.atomic_files import atomic_write_bytes
+
 LOCK_FILE = "project.lock"
 HOLDER_FILE = "project.lock.json"
 
@@ -145,8 +147,6 @@ def acquire(folder: PathLike) -> ProjectLock:
                 raise LockHeldError(folder, read_holder(folder)) from None
             held = _registry[key] = _Held(lock, os.getpid())
             try:  # the previous holder may have died without removing its record: ours replaces it
-                from annotator.document import atomic_write_bytes  # deferred: document imports this module
-
                 atomic_write_bytes(folder / HOLDER_FILE, json.dumps(_own_record(), indent=1).encode("utf-8"))
             except OSError:
                 pass  # the lock itself holds; only the courtesy record is missing

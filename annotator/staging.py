@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from .document import _fsync_dir
+from .atomic_files import fsync_dir
 
 PathLike = Union[str, os.PathLike]
 Progress = Callable[[int, int], bool]  # (images done, images in all) -> go on?
@@ -62,7 +62,7 @@ class StagedOutput:
             os.replace(src, dst)
             folders.add(dst.parent)
         for folder in folders:  # the renames reach the disk, as atomic_write_bytes' own do
-            _fsync_dir(folder)
+            fsync_dir(folder)
         shutil.rmtree(self.stage, ignore_errors=True)
 
     def discard(self) -> None:
