@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 __all__ = ["export_coco_panoptic", "export_coco_instances", "import_coco_panoptic", "validate_coco_panoptic",
-           "write_coco_panoptic", "segment_stats", "segment_areas", "rgb_to_ids", "ids_to_rgb", "PanopticImage"]
+           "write_coco_panoptic", "merge_coco_panoptic", "segment_stats", "segment_areas", "rgb_to_ids", "ids_to_rgb",
+           "PanopticImage"]
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -506,3 +507,114 @@ def validate_coco_panoptic(json_path: PathLike, png_dir: Optional[PathLike] = No
     for iid in sorted(set(images) - seen, key=str):
         problems.append(f"image {iid} ({images[iid]['file_name']}) has no annotation")
     return problems
+
+
+# ----------------------------------------------------------------------------------------------- merge
+def merge_coco_panoptic(parts: Sequence[PathLike], out_dir: PathLike, image_dir: Optional[PathLike] = None,
+                        progress: Optional[Progress] = None) -> str:
+    """Merge COCO panoptic exports (e.g. the shards of ``main.py auto --shard K/N``) into one in ``out_dir``;
+    returns the path of its panoptic.json.
+
+    ``parts``: each a panoptic.json (its PNGs in the folder of the same stem beside it) or a folder holding one.
+    Categories are reconciled by name: a name keeps the id it has in the first part that has it, and a name new
+    in a later part whose id is already taken gets the next free id (``segments_info`` follow). A name that is a
+    thing in one part and stuff in another is refused. Images are renumbered 1..N in file-name order; segment ids
+    stay (they are per image). The same image (``file_name``) in two parts is refused, naming both. The parts'
+    ``image_dir`` must agree unless ``image_dir`` is given. Their ``"skipped"`` lists are joined.
+
+    Checks every part before writing anything, and writes staged (annotator.staging): on any error ``out_dir`` is
+    left as it was. ``progress(done, total)`` may cancel. Raises ProjectError naming the file and the problem.
+    """
+    jsons = []
+    for part in parts:
+        p = Path(part)
+        jsons.append(p / "panoptic.json" if p.is_dir() else p)
+    if not jsons:
+        raise ProjectError("nothing to merge: name the parts' panoptic.json files or their folders")
+    out_dir = Path(out_dir)
+    out_json = (out_dir / "panoptic.json").resolve()
+    for j in jsons:
+        if j.resolve() == out_json:
+            raise ProjectError(f"{j}: the merged export would overwrite this part; choose another --out folder")
+    if len({j.resolve() for j in jsons}) != len(jsons):
+        raise ProjectError("the same part is named twice")
+
+    categories: list[Category] = []
+    by_name: dict[str, Category] = {}
+    images: list[tuple[str, dict, dict, Path, dict]] = []  # (file name, image, annotation, png, category map)
+    owner: dict[str, Path] = {}
+    image_dirs: set = set()
+    skipped: list = []
+    for j in jsons:
+        data = _load_json(j)
+        png_dir = _default_png_dir(j)
+        remap: dict[int, int] = {}
+        for k, c in enumerate(data["categories"]):
+            try:
+                cid, name, isthing = int(c["id"]), str(c["name"]), bool(c.get("isthing", 1))
+                color = tuple(int(v) for v in c.get("color") or default_color(len(categories)))
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProjectError(f"{j}: categories[{k}] is malformed ({e!r})") from None
+            known = by_name.get(name)
+            if known is None:
+                taken = {x.id for x in categories}
+                new_id = cid if cid not in taken and cid > 0 else max(taken | {0}) + 1
+                known = by_name[name] = Category(new_id, name, color, isthing)
+                categories.append(known)
+            elif known.isthing != isthing:
+                raise ProjectError(f"{j}: category {name!r} is {'a thing' if isthing else 'stuff'} here and "
+                                   f"{'a thing' if known.isthing else 'stuff'} in an earlier part")
+            remap[cid] = known.id
+        d = data.get("image_dir")
+        if isinstance(d, str):
+            image_dirs.add(os.path.normpath(os.fspath(j.parent / d)))
+        if isinstance(data.get("skipped"), list):
+            skipped.extend(data["skipped"])
+        anns = {a.get("image_id"): a for a in data["annotations"] if isinstance(a, dict)}
+        for k, im in enumerate(data["images"]):
+            try:
+                iid, fname = im["id"], str(im["file_name"])
+                int(im["width"]), int(im["height"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProjectError(f"{j}: images[{k}] needs id, file_name, width, height ({e!r})") from None
+            if fname in owner:
+                raise ProjectError(f"image {fname} is in two parts, {owner[fname]} and {j}: the parts overlap "
+                                   "(were they made with the same --shard?)")
+            owner[fname] = j
+            ann = anns.get(iid)
+            if ann is None or not isinstance(ann.get("segments_info"), list) or "file_name" not in ann:
+                raise ProjectError(f"{j}: image {fname} has no annotation with file_name and segments_info")
+            _check_inside(j, f"the annotation file_name of image {iid}", str(ann["file_name"]))
+            png = png_dir / str(ann["file_name"])
+            if not png.is_file():
+                raise ProjectError(f"{j}: the PNG of image {fname} is missing ({png})")
+            for s in ann["segments_info"]:
+                if not isinstance(s, dict) or s.get("category_id") not in remap:
+                    raise ProjectError(f"{j}: image {fname} has a segment of unknown category "
+                                       f"{s.get('category_id') if isinstance(s, dict) else s!r}")
+            images.append((fname, im, ann, png, remap))
+    if image_dir is None:
+        if len(image_dirs) > 1:
+            raise ProjectError("the parts name different image folders (" + ", ".join(sorted(image_dirs)) +
+                               "): pass the folder that holds the images (--image-dir)")
+        image_dir = next(iter(image_dirs), None)
+
+    images.sort(key=lambda t: t[0])
+    with StagedOutput(out_dir) as staged:
+        images_json, anns_json, used = [], [], set()
+        report(progress, 0, len(images))
+        for image_id, (fname, im, ann, png, remap) in enumerate(images, 1):
+            name = _png_name(fname, used)
+            staged.path(f"panoptic/{name}").write_bytes(png.read_bytes())  # the whole stage is renamed in atomically
+            images_json.append({**im, "id": image_id})
+            infos = [{**s, "category_id": remap[s["category_id"]]} for s in ann["segments_info"]]
+            anns_json.append({**ann, "image_id": image_id, "file_name": name, "segments_info": infos})
+            report(progress, image_id, len(images))
+        data = {"info": {"description": f"merged by pointer-annotator from {len(jsons)} parts", "version": "1.0"},
+                "licenses": [], "images": images_json, "annotations": anns_json,
+                "categories": [_category_json(c) for c in categories]}
+        if image_dir is not None:
+            data["image_dir"] = os.path.abspath(os.fspath(image_dir))
+        data["skipped"] = skipped
+        atomic_write_bytes(staged.path("panoptic.json"), json.dumps(data).encode("utf-8"))
+        return os.fspath(staged.final("panoptic.json"))

@@ -1,24 +1,31 @@
 """Polygon formats: labelme JSON export and import, YOLO segmentation export. No Qt here.
 
 Masks become polygons with OpenCV: ``cv2.findContours`` (outer outlines and holes, ``RETR_CCOMP``), simplified by
-``cv2.approxPolyDP`` only when asked (``epsilon`` pixels; default 0: exact, filling the polygons gives the mask back
-pixel for pixel; 0.5 halves the vertices at a mean IoU of 0.998, measured on 60 COCO-MVal masks). A polygon cannot have a hole, so each hole is joined to
-its outline by a zero-width cut (the "keyhole" polygon: out along the cut, round the hole the other way, back): the
-polygon still fills to the mask with the hole left out, in any polygon filler (even-odd or non-zero). Separate
-parts of one segment are
+``cv2.approxPolyDP`` only when asked (``epsilon``: the polygon tolerance in pixels; default 0: every corner of
+the outline, lossless; 0.5 halves the vertices at a mean IoU of 0.998, measured on 60 COCO-MVal masks). A polygon
+cannot have a hole, so each hole is joined to its outline by a zero-width cut (the "keyhole" polygon: out along
+the cut, round the hole the other way, back). Separate parts of one segment are
 
-* labelme: separate polygons with the segment's id as their ``group_id`` (labelme's own way to say "one object");
+* labelme: separate shapes with the segment's id as their ``group_id`` (labelme's own way to say "one object");
 * YOLO: one line per segment, so the parts are joined by zero-width cuts too (as Ultralytics' own converters
   ``merge_multi_segment`` do); the cut's rasterised line is the only difference from the mask.
 
 labelme export (``export_labelme``): ``out_dir/<image stem>.json``, labelme's file layout (``version``,
-``flags``, ``shapes`` [{label, points, group_id, shape_type "polygon", flags, description}], ``imagePath``
-relative to the JSON, ``imageData`` null, ``imageHeight``, ``imageWidth``); labels are category names.
+``flags``, ``shapes`` [{label, points, group_id, shape_type, flags, description, mask}], ``imagePath`` relative
+to the JSON, ``imageData`` null, ``imageHeight``, ``imageWidth``); labels are category names. With tolerance 0
+labelme's own reader (``LabelFile`` + ``labelme.utils.shapes_to_label``) gives every segment back pixel for
+pixel: each part is a ``polygon`` where Pillow, labelme's rasteriser, fills that polygon back exactly, else a
+``mask`` shape (labelme >= 5.3; a PNG of the part's box): lone pixels, one-pixel lines and some parts with holes
+(see ``labelme_shapes``). With a tolerance > 0 the parts are simplified polygons (lossy by design).
 
-YOLO export (``export_yolo_seg``): ``out_dir/images/`` (hard links to the images where the file system allows,
-else copies), ``out_dir/labels/<stem>.txt`` with one ``class x1 y1 x2 y2 ...`` line per segment (coordinates
-divided by the image width / height), and ``out_dir/data.yaml`` (``path``, ``train``, ``val``, ``names``); class
-indices are the categories in id order.
+YOLO export (``export_yolo_seg``): ``out_dir/images/{train,val}/`` (hard links to the images where the file system
+allows, else copies), ``out_dir/labels/{train,val}/<stem>.txt`` with one ``class x1 y1 x2 y2 ...`` line per
+segment (pixel centres, x + 0.5 and y + 0.5, divided by the image width / height), and ``out_dir/data.yaml``
+(``path``, ``train: images/train``, ``val: images/val``, ``names``); class indices are the categories in id
+order. Only images with at least one segment are written: an image nobody labelled would be learned as "no
+object here". ``background=True`` adds them with empty label files (for images known to show nothing). The val
+split is ``val_fraction`` (default 0.2) of the images chosen by a hash of each file name (``yolo_val_split``), so
+an image stays in its split when images are added or removed.
 
 labelme import (``import_labelme``): a folder of labelme JSON files (or a list of them) becomes a project. Shapes
 ``polygon``, ``rectangle``, ``circle`` and ``mask`` are drawn in file order (later shapes over earlier ones, as
@@ -30,6 +37,7 @@ JSON but embedded (``imageData``) is written into the project's ``images/`` fold
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -49,7 +57,7 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 LABELME_VERSION = "5.5.0"  # the labelme file format these files follow (labelme 5.x and 6.x read it)
 __all__ = ["mask_to_polygons", "polygons_to_mask", "export_labelme", "export_yolo_seg", "import_labelme",
-           "read_yolo_seg"]
+           "read_yolo_seg", "labelme_shapes", "yolo_val_split", "plan_yolo_export", "check_tolerance"]
 
 
 # ------------------------------------------------------------------------------------------- mask <-> polygon
@@ -139,12 +147,74 @@ def _segments_of(entry: ImageEntry) -> Iterable[tuple[Segment, np.ndarray]]:
 
 
 # -------------------------------------------------------------------------------------------------- labelme
+def _labelme_fill(poly: np.ndarray, height: int, width: int) -> np.ndarray:
+    """What labelme's reader makes of a polygon shape (labelme.utils.shape_to_mask: Pillow's ImageDraw.polygon,
+    outline and fill), drawn on an HxW canvas."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in poly], outline=1, fill=1)
+    return np.asarray(canvas, bool)
+
+
+def _mask_shape(crop: np.ndarray, x0: int, y0: int) -> dict:
+    """A labelme ``mask`` shape (labelme >= 5.3): a PNG of the pixels in the box from (x0, y0) to the opposite
+    corner, both included, as labelme.utils.shapes_to_label pastes it."""
+    png = cv2.imencode(".png", crop.astype(np.uint8) * 255)[1].tobytes()
+    return {"points": [[float(x0), float(y0)], [float(x0 + crop.shape[1] - 1), float(y0 + crop.shape[0] - 1)]],
+            "shape_type": "mask", "mask": base64.b64encode(png).decode("ascii")}
+
+
+def labelme_shapes(mask: np.ndarray, epsilon: float = 0.0) -> list[dict]:
+    """The labelme shapes (``points``, ``shape_type``, ``mask``) of one segment, one per 8-connected part.
+
+    ``epsilon`` 0: lossless under labelme's own reader. A part is a polygon when labelme's rasteriser
+    (Pillow, see :func:`_labelme_fill`) fills it back exactly, and a ``mask`` shape (a PNG of the part's box)
+    when no polygon does: a lone pixel or a one-pixel line (no area for a polygon), and some parts with holes,
+    where the zero-width cut that joins a hole to its outline makes Pillow leave pixels out. The file read back
+    with labelme's reader is then the mask exactly: nothing is lost.
+
+    ``epsilon`` > 0: every part with a polygon is a polygon simplified by that many pixels (cv2.approxPolyDP),
+    holes joined in by cuts, so the read-back differs from the mask by up to about ``epsilon`` pixels along the
+    outline; parts too small for a polygon are still mask shapes, never dropped."""
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)  # the parts findContours traces
+    shapes = []
+    for k in range(1, n):
+        x0, y0, bw, bh = (int(v) for v in stats[k, :4])
+        crop = cc[y0:y0 + bh, x0:x0 + bw] == k
+        # a border of 1 px round the crop, so every outline is traced inside the canvas
+        padded = np.pad(crop, 1)
+        polys = mask_to_polygons(padded, epsilon)
+        if len(polys) == 1:
+            poly = polys[0] - 1
+            if epsilon > 0 or np.array_equal(_labelme_fill(poly, bh, bw), crop):
+                shapes.append({"points": [[float(x + x0), float(y + y0)] for x, y in poly],
+                               "shape_type": "polygon", "mask": None})
+                continue
+        shapes.append(_mask_shape(crop, x0, y0))
+    return shapes
+
+
 def export_labelme(project: Project, out_dir: PathLike, epsilon: float = 0.0,
                    progress: Optional[Progress] = None) -> list[str]:
     """Write one labelme JSON per image with segments into ``out_dir`` (see module doc); returns their paths.
+    ``epsilon``: polygon simplification in pixels, 0 (the default) lossless (see :func:`labelme_shapes`).
     ``progress(done, total)`` may cancel (annotator.staging.Cancelled); ``out_dir`` is then left as it was."""
+    epsilon = check_tolerance(epsilon)
     with StagedOutput(out_dir) as staged:
         return _export_labelme(project, staged, epsilon, progress)
+
+
+def check_tolerance(epsilon: float) -> float:
+    """A polygon simplification tolerance in pixels (>= 0, finite); ValueError otherwise."""
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError):
+        raise ValueError(f"polygon tolerance must be a number of pixels, got {epsilon!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"polygon tolerance must be 0 (lossless) or more pixels, got {epsilon!r}")
+    return value
 
 
 def _export_labelme(project: Project, staged: StagedOutput, epsilon: float, progress: Optional[Progress]
@@ -160,11 +230,11 @@ def _export_labelme(project: Project, staged: StagedOutput, epsilon: float, prog
         was_loaded = e.is_loaded
         shapes = []
         for seg, mask in _segments_of(e):
-            for poly in mask_to_polygons(mask, epsilon):
+            for shape in labelme_shapes(mask, epsilon):
                 shapes.append({"label": names.get(seg.category_id, str(seg.category_id)),
-                               "points": [[float(x), float(y)] for x, y in poly], "group_id": int(seg.id),
-                               "description": "crowd" if seg.iscrowd else "", "shape_type": "polygon",
-                               "flags": {}, "mask": None})
+                               "points": shape["points"], "group_id": int(seg.id),
+                               "description": "crowd" if seg.iscrowd else "", "shape_type": shape["shape_type"],
+                               "flags": {}, "mask": shape["mask"]})
         if not was_loaded:
             e.unload()
         doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
@@ -363,41 +433,128 @@ def _link_or_copy(src: str, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+DEFAULT_VAL_FRACTION = 0.2
+
+
+def _name_score(name: str) -> float:
+    """A number in [0, 1) fixed by the name alone (SHA-1), so an image's split never depends on the others."""
+    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+
+
+def yolo_val_split(names: Sequence[str], val_fraction: float = DEFAULT_VAL_FRACTION) -> list[bool]:
+    """For each image file name, whether it goes to the validation split: those whose SHA-1 score (a number in
+    [0, 1) from the name alone) is below ``val_fraction``. An image keeps its split when images are added or
+    removed, and about ``val_fraction`` of a large set is validation. One exception keeps both splits usable:
+    with two or more images neither split is left empty (the image with the lowest score goes to val, or the one
+    with the highest to train). ``val_fraction`` must be in (0, 1); ValueError otherwise."""
+    try:
+        val_fraction = float(val_fraction)
+    except (TypeError, ValueError):
+        raise ValueError(f"val fraction must be a number between 0 and 1, got {val_fraction!r}") from None
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val fraction must be between 0 and 1 (both excluded), got {val_fraction!r}")
+    scores = [_name_score(n) for n in names]
+    val = [s < val_fraction for s in scores]
+    if len(names) >= 2 and not any(val):
+        val[int(np.argmin(scores))] = True
+    elif len(names) >= 2 and all(val):
+        val[int(np.argmax(scores))] = False
+    return val
+
+
+class YoloPlan:
+    """Which project images a YOLO export writes, and to which split (see :func:`plan_yolo_export`)."""
+
+    def __init__(self, train: list[int], val: list[int], left_out: list[int], background: list[int],
+                 val_fraction: float) -> None:
+        self.train = train            # image indices in the train split
+        self.val = val                # image indices in the val split
+        self.left_out = left_out      # never-labelled images not exported (background not asked for)
+        self.background = background  # never-labelled images exported with an empty label file
+        self.val_fraction = val_fraction
+
+    def describe(self) -> str:
+        """One line for a person: the split's sizes and what happened to the never-labelled images."""
+        text = f"{len(self.train)} train, {len(self.val)} val images"
+        if self.left_out:
+            n = len(self.left_out)
+            text += (f"; {n} image{'s' if n != 1 else ''} without any labelled segment left out (not background: "
+                     "export with background images to add them as negative examples)")
+        if self.background:
+            n = len(self.background)
+            text += f"; {n} never-labelled image{'s' if n != 1 else ''} added as background (empty label files)"
+        if not self.val or not self.train:
+            text += f"; the {'val' if not self.val else 'train'} split is empty: one image cannot be split"
+        return text
+
+
+def plan_yolo_export(project: Project, val_fraction: float = DEFAULT_VAL_FRACTION,
+                     background: bool = False) -> YoloPlan:
+    """The images a YOLO export writes: those with at least one segment, and with ``background`` also the
+    others (empty label files: YOLO learns them as images with no object in them, so only for images known to
+    hold none). The split is :func:`yolo_val_split` of the exported file names."""
+    stems = unique_stems(project)
+    chosen = [k for k, e in enumerate(project.images) if e.segments or background]
+    names = [stems[k] + Path(project.images[k].path).suffix.lower() for k in chosen]
+    val = yolo_val_split(names, val_fraction)
+    return YoloPlan([k for k, v in zip(chosen, val) if not v], [k for k, v in zip(chosen, val) if v],
+                    [] if background else [k for k, e in enumerate(project.images) if not e.segments],
+                    [k for k in chosen if not project.images[k].segments], float(val_fraction))
+
+
 def export_yolo_seg(project: Project, out_dir: PathLike, epsilon: float = 0.0, with_images: bool = True,
-                    progress: Optional[Progress] = None) -> str:
+                    progress: Optional[Progress] = None, val_fraction: float = DEFAULT_VAL_FRACTION,
+                    background: bool = False) -> str:
     """Write a YOLO segmentation data set into ``out_dir`` (see module doc); returns the data.yaml path.
 
-    Every image of the project is listed (an image without segments gets an empty label file: a negative
-    example, as YOLO expects). ``progress(done, total)`` may cancel (annotator.staging.Cancelled); ``out_dir``
+    Only images with at least one segment are written unless ``background`` (then the never-labelled ones too,
+    with empty label files); ``val_fraction`` of them, chosen by name (:func:`yolo_val_split`), make the val
+    split. ``epsilon``: polygon simplification in pixels, 0 (the default) the outline's every corner. ProjectError
+    if there is nothing to export. ``progress(done, total)`` may cancel (annotator.staging.Cancelled); ``out_dir``
     is then left as it was."""
+    epsilon = check_tolerance(epsilon)
+    plan = plan_yolo_export(project, val_fraction, background)
+    if not plan.train and not plan.val:
+        raise ProjectError(f"{project.project_dir}: no image has a labelled segment, so there is nothing to export "
+                           "to YOLO")
     with StagedOutput(out_dir) as staged:
-        return _export_yolo_seg(project, staged, epsilon, with_images, progress)
+        return _export_yolo_seg(project, staged, epsilon, with_images, progress, plan)
 
 
 def _export_yolo_seg(project: Project, staged: StagedOutput, epsilon: float, with_images: bool,
-                     progress: Optional[Progress]) -> str:
+                     progress: Optional[Progress], plan: YoloPlan) -> str:
     out = staged.out_dir
     cats = sorted(project.categories, key=lambda c: c.id)
     index = {c.id: k for k, c in enumerate(cats)}
-    total = len(project.images)
-    for k, (e, stem) in enumerate(zip(project.images, unique_stems(project))):
-        report(progress, k, total)
+    split = {**{k: "train" for k in plan.train}, **{k: "val" for k in plan.val}}
+    stems = unique_stems(project)
+    total = len(split)
+    for done, k in enumerate(sorted(split)):
+        report(progress, done, total)
+        e, stem, part = project.images[k], stems[k], split[k]
         was_loaded = e.is_loaded
         lines = []
         for seg, mask in _segments_of(e):
             polys = mask_to_polygons(mask, epsilon, join_parts=True)
             if not polys:
                 continue
-            xy = polys[0].astype(np.float64) / [e.width, e.height]
+            # pixel x spans [x, x + 1): its centre, where the outline runs, is x + 0.5. Written as the bare
+            # index, Ultralytics' reader (which truncates x * width to int) moved most vertices a pixel up-left:
+            # IoU 0.90 -> 0.98 on blobs read back its way (tests/test_polygon_io.py reads it so)
+            xy = (polys[0].astype(np.float64) + 0.5) / [e.width, e.height]
             lines.append(" ".join([str(index[seg.category_id])] + [f"{v:.6f}" for v in xy.reshape(-1)]))
         if not was_loaded:
             e.unload()
-        atomic_write_bytes(staged.path(f"labels/{stem}.txt"), ("\n".join(lines) + ("\n" if lines else "")).encode())
+        atomic_write_bytes(staged.path(f"labels/{part}/{stem}.txt"),
+                           ("\n".join(lines) + ("\n" if lines else "")).encode())
         if with_images and os.path.isfile(e.path):
-            _link_or_copy(e.path, staged.path(f"images/{stem}{Path(e.path).suffix.lower()}"))
+            _link_or_copy(e.path, staged.path(f"images/{part}/{stem}{Path(e.path).suffix.lower()}"))
     report(progress, total, total)
     yaml = [f"# YOLO segmentation data set written by pointer-annotator from {project.project_dir}",
-            f"path: {json.dumps(os.fspath(out.resolve()))}", "train: images", "val: images", "names:"]
+            f"# {plan.describe()}.",
+            f"# val: the images whose name's SHA-1 score is below {plan.val_fraction:g} (an image keeps its split "
+            "when images are added or removed)",
+            f"path: {json.dumps(os.fspath(out.resolve()))}", "train: images/train", "val: images/val", "names:"]
     yaml += [f"  {k}: {json.dumps(c.name, ensure_ascii=False)}" for k, c in enumerate(cats)]
     atomic_write_bytes(staged.path("data.yaml"), ("\n".join(yaml) + "\n").encode("utf-8"))
     return os.fspath(staged.final("data.yaml"))
@@ -417,6 +574,6 @@ def read_yolo_seg(label_file: PathLike, height: int, width: int) -> list[tuple[i
             raise ProjectError(f"{label_file}:{n}: not numbers ({e})") from None
         if len(vals) < 6 or len(vals) % 2 or not ((0 <= vals) & (vals <= 1)).all():
             raise ProjectError(f"{label_file}:{n}: needs at least 3 x y pairs in 0..1")
-        pts = vals.reshape(-1, 2) * [width, height]
+        pts = vals.reshape(-1, 2) * [width, height] - 0.5  # pixel centres (see export_yolo_seg)
         out.append((cls, polygons_to_mask([pts], height, width)))
     return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import json
 from pathlib import Path
 
@@ -174,16 +175,18 @@ def test_yolo_export(project, tmp_path):
     cats = sorted(project.categories, key=lambda c: c.id)
     for k, c in enumerate(cats):
         assert f'{k}: "{c.name}"' in text
-    assert sorted(p.name for p in (out / "labels").iterdir()) == ["a.txt", "b.txt", "c.txt"]
-    assert (out / "labels" / "c.txt").read_text() == ""  # a negative example
-    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.png", "b.png", "c.png"]
+    labels = {p.name: p for p in (out / "labels").rglob("*.txt")}
+    assert sorted(labels) == ["a.txt", "b.txt"]  # c.png has no segment: left out
+    assert sorted(p.name for p in (out / "images").rglob("*.png")) == ["a.png", "b.png"]
+    assert {p.parent.name for p in labels.values()} == {"train", "val"}
     for entry, name in zip(project.images[:2], ("a", "b")):
-        lines = (out / "labels" / f"{name}.txt").read_text().splitlines()
+        lines = labels[f"{name}.txt"].read_text().splitlines()
         assert len(lines) == len(entry.segments)  # one line per segment, parts joined
-        got = read_yolo_seg(out / "labels" / f"{name}.txt", entry.height, entry.width)
+        got = read_yolo_seg(labels[f"{name}.txt"], entry.height, entry.width)
         for (cls, mask), sid in zip(got, sorted(entry.segments)):
             assert cats[cls].id == entry.segments[sid].category_id
             assert iou(mask, entry.labels == sid) > 0.95
+        assert (out / "images" / labels[f"{name}.txt"].parent.name / f"{name}.png").is_file()
 
 
 def test_yolo_reader_refuses_a_malformed_line(tmp_path):
@@ -216,3 +219,229 @@ def test_export_menus_start_in_the_project_folder_and_write(qtbot, project, tmp_
     assert win.import_labelme(str(tmp_path / "labelme"), str(tmp_path / "from_labelme"))
     assert win.project.project_dir == (tmp_path / "from_labelme").resolve()
     assert len(win.project.images[0].segments) == 2
+
+
+def _hard_masks(rng, h: int, w: int) -> list[np.ndarray]:
+    """Disjoint segments of the kinds a polygon finds hard: blobs with holes (and islands in the holes), parts of
+    one segment apart from each other, one-pixel-wide lines (straight and slanted), single pixels, a thin ring."""
+    noise = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), float(rng.uniform(1.5, 4)))
+    q = np.quantile(noise, [0.35, 0.55, 0.75])
+    masks = [(noise > q[0]) & (noise <= q[1]), noise > q[2]]  # ragged blobs, many parts, holes
+    taken = masks[0] | masks[1]
+    line = np.zeros((h, w), np.uint8)
+    cv2.line(line, (2, 3), (w - 5, h // 3), 1, 1)  # slanted, one pixel wide
+    line[h - 3, 5: w - 5] = 1  # straight, one pixel wide: the same segment, a second part
+    ring = np.zeros((h, w), np.uint8)
+    cv2.circle(ring, (w // 2, h // 2), min(h, w) // 4, 1, 1)  # one-pixel ring round a hole
+    dots = np.zeros((h, w), bool)
+    dots[rng.integers(0, h, 6), rng.integers(0, w, 6)] = True  # lone pixels
+    for extra in (line.astype(bool), ring.astype(bool), dots):
+        masks.append(extra & ~taken)
+        taken |= extra
+    return [m for m in masks if m.any()]
+
+
+def _labelme_read_back(path, entry):
+    """{segment id: mask} as labelme itself reads the file: LabelFile, then shapes_to_label, whose instance ids
+    number the (label, group_id) pairs in the order they first appear."""
+    from labelme import LabelFile
+    from labelme.utils import shapes_to_label
+
+    shapes = LabelFile(path).shapes
+    names = {s["label"] for s in shapes}
+    cls, ins = shapes_to_label((entry.height, entry.width), shapes, {n: k for k, n in enumerate(sorted(names), 1)})
+    order = []
+    for s in shapes:
+        if (s["label"], s["group_id"]) not in order:
+            order.append((s["label"], s["group_id"]))
+    return {gid: ins == k for k, (_, gid) in enumerate(order, 1)}, shapes
+
+
+def test_labelme_export_reads_back_pixel_for_pixel_with_labelme_itself(tmp_path):
+    """labelme's own reader rasterises polygons with Pillow (outline on the vertices, even-odd fill): a polygon
+    with a hole cut into it, a one-pixel line or a lone pixel did not come back exactly (pixels lost)."""
+    pytest.importorskip("labelme")
+    h, w = 48, 64
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k in range(4):
+        cv2.imwrite(str(folder / f"i{k}.png"), np.zeros((h, w, 3), np.uint8))
+    p = Project.new(folder, tmp_path / "proj")
+    other = p.add_category("other")
+    rng = np.random.default_rng(5)
+    for k in range(4):
+        for j, m in enumerate(_hard_masks(rng, h, w)):
+            p.add_segment(k, m, 1 if j % 2 else other)
+    paths = export_labelme(p, tmp_path / "lm")
+    assert len(paths) == 4
+    kinds = set()
+    for path, entry in zip(paths, p.images):
+        got, shapes = _labelme_read_back(path, entry)
+        kinds |= {s["shape_type"] for s in shapes}
+        assert sorted(got) == sorted(entry.segments)
+        for sid in entry.segments:
+            want = entry.labels == sid
+            assert np.array_equal(got[sid], want), (path, sid, int((want & ~got[sid]).sum()),
+                                                    int((got[sid] & ~want).sum()))
+    assert "polygon" in kinds  # polygons wherever a polygon is exact, so they stay editable in labelme
+    # our own import gives the same segments back
+    back = import_labelme(tmp_path / "lm", tmp_path / "imported")
+    for old, new in zip(p.images, back.images):
+        assert len(new.segments) == len(old.segments)
+        for sid in old.segments:
+            ids = np.unique(new.labels[old.labels == sid])
+            assert len(ids) == 1 and np.array_equal(new.labels == ids[0], old.labels == sid)
+    back.close()
+    p.close()
+
+
+# Ultralytics' documented data set rules (docs.ultralytics.com/datasets/segment/), read here without ultralytics
+# itself (it needs torchvision, which does not install beside this project's torch): data.yaml's `train` / `val`
+# are folders of images relative to `path`; an image's label file is its path with the last `/images/` made
+# `/labels/` and the suffix `.txt` (ultralytics.data.utils.img2label_paths); a label line is `class x1 y1 x2 y2
+# ...`, coordinates divided by the image's width / height, and the polygon is filled with cv2.fillPoly
+# (ultralytics.data.utils.polygon2mask); an image without a label file, or with an empty one, is background.
+YOLO_IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
+
+
+def read_yolo_dataset(yaml_path) -> dict:
+    """{"train" / "val": {image file name: [(class, HxW mask)] or None for background}} as YOLO reads it."""
+    import yaml
+
+    data = yaml.safe_load(Path(yaml_path).read_text())
+    assert isinstance(data["names"], dict) and "train" in data and "val" in data
+    root = Path(data["path"])
+    out = {}
+    for split in ("train", "val"):
+        folder = root / data[split]
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in YOLO_IMAGE_SUFFIXES) if folder.is_dir() else []
+        images = {}
+        for img in files:
+            sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+            label = Path(sb.join(str(img).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+            h, w = cv2.imread(str(img)).shape[:2]
+            rows = []
+            if label.is_file():
+                for line in label.read_text().splitlines():
+                    vals = line.split()
+                    assert int(vals[0]) in data["names"]
+                    xy = np.asarray(vals[1:], np.float64).reshape(-1, 2)
+                    assert ((0 <= xy) & (xy <= 1)).all()
+                    m = np.zeros((h, w), np.uint8)
+                    cv2.fillPoly(m, [(xy * [w, h]).astype(np.int32)], 1)
+                    rows.append((int(vals[0]), m.astype(bool)))
+            images[img.name] = rows or None
+        out[split] = images
+    return out
+
+
+def test_yolo_export_leaves_never_labelled_images_out_and_splits_train_from_val(tmp_path):
+    """An image nobody labelled is not an image of background: exported with an empty label file it taught YOLO
+    that its dog is background. And `train` and `val` were the same folder, so validation measured nothing."""
+    pytest.importorskip("yaml")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("labelled.png", "never_labelled.png"):
+        cv2.imwrite(str(folder / name), np.zeros((H, W, 3), np.uint8))
+    p = Project.new(folder, tmp_path / "proj")
+    p.add_segment(0, ring_with_hole_and_island(), 1)
+    yaml_path = export_yolo_seg(p, tmp_path / "yolo")
+    import yaml
+
+    data = yaml.safe_load(Path(yaml_path).read_text())
+    assert data["train"] != data["val"]
+    read = read_yolo_dataset(yaml_path)
+    everything = {**read["train"], **read["val"]}
+    assert set(everything) == {"labelled.png"} and not set(read["train"]) & set(read["val"])
+    assert not list((tmp_path / "yolo").rglob("never_labelled*"))  # no image, no empty label file
+    [(cls, mask)] = everything["labelled.png"]
+    assert cls == 0 and iou(mask, p.images[0].labels == 1) > 0.95  # outline pixels half in, half out
+    # asked for, the never-labelled image comes as background (an empty label file), and it says so
+    yaml_path = export_yolo_seg(p, tmp_path / "with_background", background=True)
+    read = read_yolo_dataset(yaml_path)
+    assert {**read["train"], **read["val"]}["never_labelled.png"] is None
+    assert "background" in Path(yaml_path).read_text()
+    p.close()
+
+
+def test_yolo_split_is_a_fraction_stable_per_image_name(tmp_path):
+    from annotator.polygon_io import yolo_val_split
+
+    names = [f"frame_{k:04d}.jpg" for k in range(400)]
+    val = yolo_val_split(names, 0.2)
+    assert 0.14 < sum(val) / len(names) < 0.26  # about the fraction asked for
+    # an image keeps its split when others are added or removed
+    more = yolo_val_split(names + [f"new_{k}.jpg" for k in range(100)], 0.2)
+    assert more[: len(names)] == val
+    assert yolo_val_split(names[::3], 0.2) == val[::3]
+    # neither split is left empty while there are two images
+    for pair in (["a.jpg", "b.jpg"], ["x.png", "y.png"]):
+        assert sorted(yolo_val_split(pair, 0.2)) == [False, True]
+    with pytest.raises(ValueError):
+        yolo_val_split(names, 1.0)
+
+
+def _points(folder) -> int:
+    return sum(len(s["points"]) for f in Path(folder).glob("*.json") for s in json.loads(f.read_text())["shapes"])
+
+
+def test_polygon_tolerance_is_asked_once_per_project_and_remembered(qtbot, project, tmp_path, monkeypatch):
+    """The window asks for the polygon tolerance (and YOLO's val fraction and background) in one dialog that
+    starts from what this project used last; the choice is kept in project.json."""
+    from PyQt5.QtWidgets import QDialog, QFileDialog
+
+    from annotator._qt.file_actions import PolygonExportDialog
+    from test_gui import make_window
+
+    win = make_window(qtbot, project)
+    win.confirm_dialogs = True  # the interactive path; the dialog is answered below
+    answers, shown = [], []
+
+    def answer(dialog):
+        shown.append(dialog.values())
+        for key, value in answers.pop(0).items():
+            if key == "background":
+                dialog.background.setChecked(value)
+            else:
+                getattr(dialog, key).setValue(value)
+        return QDialog.Accepted
+
+    monkeypatch.setattr(PolygonExportDialog, "exec_", answer)
+    folders = iter(str(tmp_path / f"out{k}") for k in range(10))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: next(folders))
+    answers.append({})
+    assert win.export_labelme()
+    assert shown[-1] == {"tolerance": 0.0}  # lossless by default
+    lossless = _points(tmp_path / "out0")
+    answers.append({"tolerance": 2.0})
+    assert win.export_labelme()
+    assert _points(tmp_path / "out1") < lossless and "simplified by 2 px" in win.statusBar().currentMessage()
+    answers.append({"val_fraction": 0.5, "background": True})
+    assert win.export_yolo()
+    assert shown[-1] == {"tolerance": 2.0, "val_fraction": 0.2, "background": False}  # the project's tolerance
+    assert len(list((tmp_path / "out2" / "labels").rglob("*.txt"))) == 3  # c.png as background, as asked
+    assert "background" in win.statusBar().currentMessage()
+    win.close()
+    project.close()
+    reopened = Project.open(project.project_dir, read_only=True)
+    assert reopened.settings == {"polygon_tolerance_px": 2.0, "yolo_val_fraction": 0.5, "yolo_background": True}
+    # a script passing the folder is not asked; the remembered tolerance still applies
+    win2 = make_window(qtbot, reopened)
+    assert win2.export_labelme(str(tmp_path / "again")) and _points(tmp_path / "again") == _points(tmp_path / "out1")
+    assert not answers
+
+
+def test_cli_export_takes_the_tolerance_and_yolo_options(project, tmp_path):
+    import main
+
+    project.close()
+    assert main.main(["export", "labelme", str(project.project_dir), "--out", str(tmp_path / "lm")]) == 0
+    assert main.main(["export", "labelme", str(project.project_dir), "--out", str(tmp_path / "lm2"),
+                      "--tolerance", "2"]) == 0
+    assert _points(tmp_path / "lm2") < _points(tmp_path / "lm")
+    assert main.main(["export", "yolo", str(project.project_dir), "--out", str(tmp_path / "y"), "--val-fraction",
+                      "0.5", "--background", "--tolerance", "1"]) == 0
+    assert len(list((tmp_path / "y" / "labels").rglob("*.txt"))) == 3
+    assert main.main(["export", "yolo", str(project.project_dir), "--out", str(tmp_path / "bad"),
+                      "--tolerance", "-1"]) == 2
+    assert not (tmp_path / "bad").exists()

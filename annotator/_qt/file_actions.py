@@ -6,11 +6,70 @@ import os
 from typing import Callable, Optional, TypeVar
 
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QApplication, QFileDialog, QMessageBox, QProgressDialog
+from PyQt5.QtWidgets import (QApplication, QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                             QFormLayout, QLabel, QMessageBox, QProgressDialog, QVBoxLayout)
 
 from annotator.staging import Cancelled, Progress
 
 T = TypeVar("T")
+# The polygon exports' options the project remembers (Project.settings)
+TOLERANCE_KEY = "polygon_tolerance_px"
+VAL_FRACTION_KEY = "yolo_val_fraction"
+BACKGROUND_KEY = "yolo_background"
+
+
+def _tolerance_text(tolerance: float) -> str:
+    return "polygons lossless" if tolerance == 0 else f"polygons simplified by {tolerance:g} px"
+
+
+class PolygonExportDialog(QDialog):
+    """The options of a labelme or YOLO export: polygon tolerance; for YOLO also the val fraction and whether
+    never-labelled images go in as background."""
+
+    def __init__(self, parent, yolo: bool, tolerance: float, val_fraction: float = 0.2,
+                 background: bool = False) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("YOLO export" if yolo else "labelme export")
+        form = QFormLayout()
+        self.tolerance = QDoubleSpinBox()
+        self.tolerance.setRange(0.0, 50.0)
+        self.tolerance.setDecimals(2)
+        self.tolerance.setSingleStep(0.5)
+        self.tolerance.setSuffix(" px")
+        self.tolerance.setSpecialValueText("0 px (lossless)")
+        self.tolerance.setValue(tolerance)
+        self.tolerance.setToolTip("How far a simplified polygon may stray from the segment's outline "
+                                  "(cv2.approxPolyDP). 0 keeps every corner: the export reads back exactly.")
+        form.addRow("Polygon tolerance:", self.tolerance)
+        self.val_fraction = self.background = None
+        if yolo:
+            self.val_fraction = QDoubleSpinBox()
+            self.val_fraction.setRange(0.01, 0.99)
+            self.val_fraction.setDecimals(2)
+            self.val_fraction.setSingleStep(0.05)
+            self.val_fraction.setValue(val_fraction)
+            self.val_fraction.setToolTip("The share of images in the val split, chosen by a hash of each file name: "
+                                         "an image keeps its split when images are added.")
+            form.addRow("Validation fraction:", self.val_fraction)
+            self.background = QCheckBox("Also export images without any segment, as background")
+            self.background.setChecked(background)
+            self.background.setToolTip("YOLO learns such an image as \"nothing to find here\": only for images "
+                                       "that really show none of the categories.")
+            form.addRow(self.background)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(QLabel("Remembered with this project."))
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def values(self) -> dict:
+        out = {"tolerance": float(self.tolerance.value())}
+        if self.val_fraction is not None:
+            out["val_fraction"] = float(self.val_fraction.value())
+            out["background"] = bool(self.background.isChecked())
+        return out
 
 
 class FileActionsMixin:
@@ -141,38 +200,89 @@ class FileActionsMixin:
         self.set_project(project)
         return True
 
-    def export_labelme(self, out_dir: Optional[str] = None) -> Optional[list]:
-        """labelme JSON files, one per labelled image (annotator.polygon_io)."""
+    def _polygon_options(self, yolo: bool, tolerance: Optional[float], val_fraction: Optional[float],
+                         background: Optional[bool], ask: bool) -> Optional[dict]:
+        """The polygon export's options: those passed, else (``ask``: in a dialog that starts from) the ones this
+        project remembers, else the defaults (tolerance 0 px, lossless; val 0.2; no background). The ones used
+        are remembered with the project. None if the dialog was cancelled."""
+        from annotator import polygon_io
+
+        remembered = self.project.settings
+        opts = {"tolerance": tolerance if tolerance is not None else remembered.get(TOLERANCE_KEY, 0.0)}
+        if yolo:
+            opts["val_fraction"] = (val_fraction if val_fraction is not None else
+                                    remembered.get(VAL_FRACTION_KEY, polygon_io.DEFAULT_VAL_FRACTION))
+            opts["background"] = bool(background if background is not None else remembered.get(BACKGROUND_KEY, False))
+        try:
+            opts["tolerance"] = polygon_io.check_tolerance(opts["tolerance"])
+            if yolo:
+                polygon_io.yolo_val_split([], opts["val_fraction"])  # checks the fraction
+        except ValueError:  # a hand-edited project.json: the defaults, not a refused export
+            opts = {"tolerance": 0.0, **({"val_fraction": polygon_io.DEFAULT_VAL_FRACTION, "background": False}
+                                        if yolo else {})}
+        if ask:
+            dialog = PolygonExportDialog(self, yolo, **opts)
+            if dialog.exec_() != QDialog.Accepted:
+                return None
+            opts = dialog.values()
+        try:
+            self.project.set_setting(TOLERANCE_KEY, float(opts["tolerance"]))
+            if yolo:
+                self.project.set_setting(VAL_FRACTION_KEY, float(opts["val_fraction"]))
+                self.project.set_setting(BACKGROUND_KEY, bool(opts["background"]))
+        except OSError as exc:  # the export goes on; only the preference is not kept
+            self.status(f"Could not remember the export options in the project: {exc}")
+        return opts
+
+    def export_labelme(self, out_dir: Optional[str] = None, tolerance: Optional[float] = None) -> Optional[list]:
+        """labelme JSON files, one per labelled image (annotator.polygon_io). ``tolerance``: polygon simplification
+        in pixels (default: the project's remembered one, else 0: lossless); asked in a dialog when the folder
+        is."""
         from annotator import polygon_io
 
         if self.project is None:
             return None
+        ask = out_dir is None and self.confirm_dialogs
         if out_dir is None:
             out_dir = QFileDialog.getExistingDirectory(self, "Export labelme JSON to folder", self._dialog_dir())
             if not out_dir:
                 return None
+        opts = self._polygon_options(False, tolerance, None, None, ask)
+        if opts is None:
+            return None
         paths = self._export("Exporting labelme JSON",
-                             lambda p: polygon_io.export_labelme(self.project, out_dir, progress=p),
+                             lambda p: polygon_io.export_labelme(self.project, out_dir, opts["tolerance"], progress=p),
                              f"Export cancelled: nothing was written to {out_dir}")
         if paths is not None:
-            self._exported(f"Exported {len(paths)} labelme JSON files to {out_dir}")
+            self._exported(f"Exported {len(paths)} labelme JSON files to {out_dir} ({_tolerance_text(opts['tolerance'])})")
         return paths
 
-    def export_yolo(self, out_dir: Optional[str] = None) -> Optional[str]:
-        """A YOLO segmentation data set (images/, labels/, data.yaml; annotator.polygon_io)."""
+    def export_yolo(self, out_dir: Optional[str] = None, tolerance: Optional[float] = None,
+                    val_fraction: Optional[float] = None, background: Optional[bool] = None) -> Optional[str]:
+        """A YOLO segmentation data set (images/ and labels/ split into train/ and val/, data.yaml;
+        annotator.polygon_io). Only images with segments unless ``background``; ``val_fraction`` of them (by
+        name) for validation; ``tolerance`` as for labelme. Unset options: the project's remembered ones, else
+        the defaults; asked in a dialog when the folder is."""
         from annotator import polygon_io
 
         if self.project is None:
             return None
+        ask = out_dir is None and self.confirm_dialogs
         if out_dir is None:
             out_dir = QFileDialog.getExistingDirectory(self, "Export YOLO segmentation to folder", self._dialog_dir())
             if not out_dir:
                 return None
+        opts = self._polygon_options(True, tolerance, val_fraction, background, ask)
+        if opts is None:
+            return None
+        plan = polygon_io.plan_yolo_export(self.project, opts["val_fraction"], opts["background"])
         path = self._export("Exporting YOLO segmentation",
-                            lambda p: polygon_io.export_yolo_seg(self.project, out_dir, progress=p),
+                            lambda p: polygon_io.export_yolo_seg(self.project, out_dir, opts["tolerance"], progress=p,
+                                                                 val_fraction=opts["val_fraction"],
+                                                                 background=opts["background"]),
                             f"Export cancelled: nothing was written to {out_dir}")
         if path is not None:
-            self._exported(f"Exported YOLO segmentation labels: {path}")
+            self._exported(f"Exported YOLO segmentation {path}: {plan.describe()} ({_tolerance_text(opts['tolerance'])})")
         return path
 
     def export_masks(self, out_dir: Optional[str] = None) -> Optional[str]:
