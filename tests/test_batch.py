@@ -8,13 +8,15 @@ import pytest
 
 from annotator.batch import run_auto
 from annotator.coco_io import import_coco_panoptic, validate_coco_panoptic
-from annotator.document import read_id_png
+from annotator.document import encode_id_png, read_id_png
 
 H, W = 24, 32
 
 
 class FakeSegmenter:
     """Labels each of the image's distinct colours (quantised) as one segment; counts calls."""
+
+    device = "cpu"
 
     def __init__(self):
         self.calls = []
@@ -134,3 +136,132 @@ def test_batch_with_random_init_model(tmp_path):
     j = run_auto(imgs, tmp_path / "out", segmenter=seg, progress=False)
     assert validate_coco_panoptic(j) == []
     assert len(json.loads(Path(j).read_text())["images"]) == 1
+
+
+def _panoptic_by_image(json_path):
+    """{file name: (categories by name of each segment id, label map)}: an export's content, ids aside."""
+    data = json.loads(Path(json_path).read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    anns = {a["image_id"]: a for a in data["annotations"]}
+    out = {}
+    for im in data["images"]:
+        a = anns[im["id"]]
+        out[im["file_name"]] = ({s["id"]: (names[s["category_id"]], s["area"], s["bbox"]) for s in a["segments_info"]},
+                                read_id_png(Path(json_path).parent / "panoptic" / a["file_name"]))
+    return out
+
+
+def test_shards_cover_each_image_once_and_merge_to_the_unsharded_export(tmp_path):
+    from annotator.coco_io import merge_coco_panoptic
+
+    imgs = _make_images(tmp_path / "imgs", n=7)
+    whole = run_auto(imgs, tmp_path / "whole", segmenter=FakeSegmenter(), progress=False)
+    parts, seen = [], []
+    for k in (1, 2, 3):
+        j = run_auto(imgs, tmp_path / f"part{k}", segmenter=FakeSegmenter(), progress=False, shard=(k, 3))
+        assert validate_coco_panoptic(j) == [] and json.loads(Path(j).read_text())["shard"] == f"{k}/3"
+        seen += [im["file_name"] for im in json.loads(Path(j).read_text())["images"]]
+        parts.append(tmp_path / f"part{k}")
+    assert sorted(seen) == [f"img{i}.png" for i in range(7)]  # each image once
+    merged = merge_coco_panoptic(parts, tmp_path / "merged")
+    assert validate_coco_panoptic(merged) == []
+    a, b = _panoptic_by_image(whole), _panoptic_by_image(merged)
+    assert list(a) == list(b)
+    for name in a:
+        assert a[name][0] == b[name][0] and np.array_equal(a[name][1], b[name][1]), name
+    data = json.loads(Path(merged).read_text())
+    assert [im["id"] for im in data["images"]] == list(range(1, 8))
+    assert data["image_dir"] == json.loads(Path(whole).read_text())["image_dir"]
+    assert import_coco_panoptic(merged).images[6].segments
+    # a part with no image of a small folder is an empty export, not an error, and merges as nothing
+    from annotator.batch import shard_of
+
+    k = next(k for k in range(1, 51) if all(shard_of(f"img{i}.png", 50) != k for i in range(7)))
+    empty = run_auto(imgs, tmp_path / "empty", segmenter=FakeSegmenter(), progress=False, shard=(k, 50))
+    assert validate_coco_panoptic(empty) == [] and json.loads(Path(empty).read_text())["images"] == []
+    again = merge_coco_panoptic(parts + [tmp_path / "empty"], tmp_path / "merged2")
+    assert _panoptic_by_image(again).keys() == a.keys()
+
+
+def test_merge_reconciles_categories_by_name_and_refuses_overlaps(tmp_path):
+    from annotator.coco_io import merge_coco_panoptic
+    from annotator.document import ProjectError
+
+    imgs = _make_images(tmp_path / "imgs", n=3)
+    one = run_auto(imgs, tmp_path / "one", segmenter=FakeSegmenter(), progress=False, shard=(1, 1))
+    # a second export of other images whose categories have other ids: "segment" is 5 there, "car" is 1
+    other = tmp_path / "other"
+    (other / "panoptic").mkdir(parents=True)
+    labels = np.zeros((H, W), np.int32)
+    labels[:4, :4], labels[5:9, 5:9] = 3, 7
+    (other / "panoptic" / "x.png").write_bytes(encode_id_png(labels))
+    (other / "panoptic.json").write_text(json.dumps({
+        "images": [{"id": 9, "file_name": "x.png", "width": W, "height": H}],
+        "annotations": [{"image_id": 9, "file_name": "x.png", "segments_info": [
+            {"id": 3, "category_id": 5, "area": 16, "bbox": [0, 0, 4, 4], "iscrowd": 0},
+            {"id": 7, "category_id": 1, "area": 16, "bbox": [5, 5, 4, 4], "iscrowd": 0}]}],
+        "categories": [{"id": 1, "name": "car", "isthing": 1}, {"id": 5, "name": "segment", "isthing": 1}],
+        "image_dir": str(imgs)}))
+    merged = merge_coco_panoptic([one, other], tmp_path / "merged")
+    assert validate_coco_panoptic(merged) == []
+    by_name = {c["name"]: c["id"] for c in json.loads(Path(merged).read_text())["categories"]}
+    assert by_name == {"segment": 1, "car": 2}
+    got = _panoptic_by_image(merged)["x.png"][0]
+    assert got[3][0] == "segment" and got[7][0] == "car"
+    before = Path(merged).read_bytes()
+    with pytest.raises(ProjectError, match="img0.png is in two parts"):
+        merge_coco_panoptic([one, tmp_path / "merged"], tmp_path / "again")
+    with pytest.raises(ProjectError, match="would overwrite"):
+        merge_coco_panoptic([one, merged], tmp_path / "merged")
+    assert Path(merged).read_bytes() == before and not (tmp_path / "again" / "panoptic.json").exists()
+
+
+def test_cli_shards_and_merge(tmp_path, monkeypatch, capsys):
+    """`main.py auto --shard 1/2` and `2/2` cover each image once; `main.py merge` writes a valid export of all."""
+    import main
+
+    imgs = _make_images(tmp_path / "imgs", n=5)
+    monkeypatch.setattr(main, "_load_segmenter", lambda *a, **k: FakeSegmenter())
+    for k in (1, 2):
+        assert main.main(["auto", str(imgs), "--out", str(tmp_path / f"s{k}"), "--shard", f"{k}/2"]) == 0
+    names = [im["file_name"] for k in (1, 2)
+             for im in json.loads((tmp_path / f"s{k}" / "panoptic.json").read_text())["images"]]
+    assert sorted(names) == [f"img{i}.png" for i in range(5)]
+    assert main.main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "all")]) == 0
+    merged = tmp_path / "all" / "panoptic.json"
+    assert validate_coco_panoptic(merged) == [] and len(json.loads(merged.read_text())["images"]) == 5
+    assert main.main(["merge", str(tmp_path / "s1"), str(tmp_path / "all"), "--out", str(tmp_path / "bad")]) == 2
+    assert "two parts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main.main(["auto", str(imgs), "--out", str(tmp_path / "x"), "--shard", "3/2"])
+
+
+def test_segment_queues_its_segments_in_the_project_the_annotator_opens(tmp_path, monkeypatch):
+    """The README's main job ran `main.py segment` then `main.py IMAGE --project-dir DIR`: the window opened with
+    nothing on the image, the auto-segmentation only in an overlay PNG. With --project-dir the segments are the
+    project's proposals, which the annotator puts up for review; accepted segments stay as they are."""
+    import main
+    from annotator.document import Project
+
+    imgs = _make_images(tmp_path / "imgs", n=1)
+    image = imgs / "img0.png"
+    monkeypatch.setattr(main, "_load_segmenter", lambda *a, **k: FakeSegmenter())
+    proj_dir = tmp_path / "proj"
+    assert main.main(["segment", str(image), "--out", str(tmp_path / "o.png"), "--project-dir", str(proj_dir)]) == 0
+    p = Project.open(proj_dir)
+    assert len(p.images) == 1 and not p.images[0].segments
+    assert len(p.proposals(0)) == 3  # the three colour regions of the picture
+    keep = np.zeros((H, W), bool)
+    keep[:5, :5] = True
+    sid = p.add_segment(0, keep, 1)
+    p.close()
+    # run again on the existing project: the accepted segment is untouched, the proposals avoid it
+    assert main.main(["segment", str(image), "--out", str(tmp_path / "o.png"), "--project-dir", str(proj_dir)]) == 0
+    p = Project.open(proj_dir)
+    assert np.array_equal(p.images[0].labels == sid, keep)
+    props = p.proposals(0)
+    assert len(props) == 3 and not any((m & keep).any() for m in props)
+    p.close()
+    # another image is not silently added to (or changed in) that project
+    other = _make_images(tmp_path / "other", n=1) / "img0.png"
+    assert main.main(["segment", str(other), "--out", str(tmp_path / "o.png"), "--project-dir", str(proj_dir)]) == 2
