@@ -57,6 +57,13 @@ class EditingMixin:
             self.status(f"That pixel belongs to segment {sid} ({cat}); the proposal only takes unlabelled pixels. "
                         "Press W (ROI: whole image) to let the new segment take pixels from other segments.")
             return
+        if positive and self.roi_mode == "rect" and self.roi_rect is not None:
+            x0, y0, x1, y1 = self.roi_rect
+            if not (x0 <= x < x1 and y0 <= y < y1):
+                # The box is the ROI: the net may put nothing outside it, so a click there would find nothing.
+                self.status("That click is outside the ROI box, where the proposal may not go. Press Esc to clear "
+                            "the box, or O to draw another.")
+                return
         if self.selected:
             self.selected = []
             self._refresh_selection()
@@ -115,7 +122,8 @@ class EditingMixin:
         self.proposal = mask
         self.proposal_score = score
         if not mask.any():
-            self.status("The net found nothing there; try another click.")
+            where = " inside the ROI box" if self.roi_mode == "rect" and self.roi_rect is not None else ""
+            self.status(f"The net found nothing there{where}; try another click.")
         else:
             self.status(f"Proposal: {int(mask.sum())} px, score {score:.2f}")
             self.clear_error_banner()
@@ -168,6 +176,9 @@ class EditingMixin:
         if self.proposal is None or self.entry is None:
             self.status("No proposal to accept.")
             return 0
+        if not self.proposal.any():
+            self.status("Nothing to accept: the proposal is empty (the net found nothing there).")
+            return 0
         if self.project.read_only:  # keep the proposal: the person may want to see it, not lose it silently
             self.status(f"Read-only project: the edit was refused ({self.project.read_only_reason}).")
             return 0
@@ -187,7 +198,10 @@ class EditingMixin:
 
     def reject_proposal(self) -> None:
         had = self.proposal is not None or bool(self.clicks)
+        from_box = had and not (self.proposal_from_bulk and not self.clicks)
         self._clear_proposal(cancel=True)
+        if from_box:
+            self.clear_roi_box()  # a rejected box takes its ROI with it
         if had:
             self.status("Proposal rejected.")
         self._next_bulk_proposal()

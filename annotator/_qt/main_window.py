@@ -691,6 +691,17 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         if i >= 0 and self.tools_panel.roi_mode.currentIndex() != i:
             self.tools_panel.roi_mode.setCurrentIndex(i)
 
+    def clear_roi_box(self) -> bool:
+        """Drop the drawn box and its ROI (back to the unlabelled area); True if there was one."""
+        had = self.roi_rect is not None or self.roi_mode == "rect"
+        self.roi_rect = None
+        if self.roi_mode == "rect":
+            self.set_roi_mode("unlabelled")
+        self.canvas.set_roi_rect(None)
+        if self.tool == "roi":
+            self.set_tool("click")
+        return had
+
     def on_roi_drawn(self, x0: int, y0: int, x1: int, y1: int) -> None:
         if self.image is None:
             return
@@ -746,6 +757,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         if self.overview:
             text = (f"Overview: {queued} auto-segment proposals. Click a wrong one to drop it; Enter accepts all "
                     "the rest; V or Esc reviews them one by one.")
+        elif self.proposal is not None and not self.proposal.any():
+            text = "The net found nothing there: click elsewhere to try again, Esc to start over."
         elif self.proposal is not None:
             src = "auto-segment proposal" if self.proposal_from_bulk and not self.clicks else "proposal"
             score = f", score {self.proposal_score:.2f}" if self.proposal_score is not None else ""
@@ -768,7 +781,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                 text += f"\nCategory: {self.project.category(self.category_id).name}"
             except KeyError:
                 pass
-        self.tools_panel.set_state(text, self.proposal is not None, queued, len(self.selected))
+        acceptable = self.proposal is not None and bool(self.proposal.any())  # 0 px: nothing to accept
+        self.tools_panel.set_state(text, acceptable, queued, len(self.selected))
 
     # ================================================================================ keys
     def keyPressEvent(self, ev) -> None:  # noqa: N802
@@ -817,6 +831,9 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
                 self.selected = []
                 self._refresh_selection()
                 self._update_tool_panel()
+            elif self.proposal is None and not self.clicks and self.roi_rect is not None:
+                self.clear_roi_box()
+                self.status("ROI box cleared.")
             else:
                 self.reject_proposal()
         elif key in (Qt.Key_D, Qt.Key_PageDown):

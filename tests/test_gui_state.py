@@ -1,0 +1,61 @@
+"""What the window says and keeps after a rejected box, an empty proposal, auto-segment, colours and errors;
+each test failed before its fix."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from PyQt5.QtCore import Qt
+
+from test_gui import FakeSegmenter, click, make_window, project, wait_proposal  # noqa: F401
+
+
+class EmptySegmenter(FakeSegmenter):
+    """A net that finds nothing anywhere."""
+
+    def predict(self, image, clicks, roi=None):
+        self.calls.append(list(clicks))
+        return SimpleNamespace(mask=np.zeros(image.shape[:2], bool), score=0.0)
+
+
+def test_esc_after_a_box_clears_the_box_and_its_roi(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    qtbot.keyClick(win, Qt.Key_O)
+    win.canvas.view.roi_drawn.emit(50, 20, 90, 70)              # as a drag on the canvas emits it
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Escape)
+    assert win.proposal is None and win.roi_rect is None and win.roi_mode != "rect"
+    assert not win.canvas.roi_item.isVisible()                  # the orange box is gone
+    assert win.tools_panel.roi_mode.currentData() != "rect"     # the ROI no longer says "drawn box"
+    click(qtbot, win, 20, 50)                                   # outside where the box was
+    mask = wait_proposal(qtbot, win)
+    assert mask[50, 20] and mask.sum() > 100
+    assert win.tools_panel.accept_btn.isEnabled()
+
+
+def test_a_click_outside_a_drawn_box_says_so(qtbot, project):  # noqa: F811
+    seg = FakeSegmenter()
+    win = make_window(qtbot, project, seg)
+    qtbot.keyClick(win, Qt.Key_O)
+    win.canvas.view.roi_drawn.emit(50, 20, 90, 70)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+    n = len(seg.calls)
+    click(qtbot, win, 20, 50)                                   # the box is still the ROI
+    assert len(seg.calls) == n and win.proposal is None         # not sent: the net could put nothing there
+    msg = win.statusBar().currentMessage()
+    assert "outside" in msg and "box" in msg and "Esc" in msg
+    assert not win.tools_panel.accept_btn.isEnabled()
+
+
+def test_an_empty_proposal_cannot_be_accepted_and_is_reported_truly(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project, EmptySegmenter())
+    click(qtbot, win, 40, 50)
+    qtbot.waitUntil(lambda: win.pending is None, timeout=5000)
+    assert "found nothing" in win.statusBar().currentMessage()
+    assert not win.tools_panel.accept_btn.isEnabled()
+    assert "0 px" not in win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Return)
+    msg = win.statusBar().currentMessage()
+    assert "labelled pixels" not in msg and "nothing" in msg.lower()
+    assert len(project.images[0].segments) == 0
