@@ -109,13 +109,13 @@ class Segmenter:
         self.info = info or {}
         # A correction takes the net's whole new mask inside its zoom window (_apply_window); with
         # local_corrections only the connected change under the click (_apply_correction). The window default
-        # needs fewer clicks with the iteratively trained weights (held-out pooled NoC@90 7.87 -> 6.96, README).
+        # needs fewer clicks with the iteratively trained weights (held-out pooled NoC@90 7.87 -> 6.96).
         self.local_corrections = local_corrections
         # flip_average: each pass also runs on the mirrored window and the two logits are averaged (twice the net
         # time). refine_first: after the first click, run it again in a zoomed window around the mask found, so a
         # small object is seen at the net's full internal resolution ("prev": with that mask as the previous-mask
         # channel, "fresh": without it, "best": as "prev" but kept only if the net scores it higher, "off").
-        # "best" is the default since session 9: a better first click on all three held-out sets (IoU@1 photos
+        # "best" is the default: a better first click on all three held-out sets (IoU@1 photos
         # 0.616 -> 0.652) at the same number of clicks; one more net pass when the first mask is small.
         if refine_first not in ("off", "prev", "fresh", "best"):
             raise ValueError(f"refine_first must be 'off', 'prev', 'fresh' or 'best', got {refine_first!r}")
@@ -127,7 +127,7 @@ class Segmenter:
         self.refine_first = refine_first
         # guided_radius > 0: the probabilities pass through a colour guided filter at the net's internal size
         # (model/guided.py), so outlines follow the image's edges; radius in internal pixels, 0 = off. Radius 4,
-        # eps 0.01 needed fewer clicks on all three held-out sets (session 9, README), for ~20 ms a click.
+        # eps 0.01 needed fewer clicks on all three held-out sets (docs/benchmarks.md), for ~20 ms a click.
         if guided_radius < 0 or guided_eps <= 0:
             raise ValueError(f"guided_radius must be >= 0 and guided_eps > 0, got {guided_radius!r}, {guided_eps!r}")
         self.guided_radius = int(guided_radius)
@@ -139,8 +139,8 @@ class Segmenter:
         # first_click_windows: the first click also runs in square windows centred on it, each this fraction of
         # the image's long side; a window's mask replaces the whole-image one when the net scores it higher and
         # it does not run into the window's edge (a cut-off object). A small object among similar ones is then
-        # seen larger, with less of its surroundings to spill into. Default since session 12: held-out photos
-        # NoC@90 5.46 -> 4.88, IoU@1 0.653 -> 0.698; held-out CamVid frames unchanged (README); three more net
+        # seen larger, with less of its surroundings to spill into. The default because on held-out photos
+        # NoC@90 5.46 -> 4.88, IoU@1 0.653 -> 0.698; held-out CamVid frames unchanged; three more net
         # passes on the first click only. () turns it off.
         if any(not 0 < f < 1 for f in first_click_windows):
             raise ValueError(f"first_click_windows must be fractions in (0, 1), got {first_click_windows!r}")
@@ -148,10 +148,10 @@ class Segmenter:
         # large_object_side > 0: the first click also runs on the whole image shown at this smaller long side, and
         # that mask replaces the full view's when it covers at least `large_object_fraction` of the ROI and holds
         # the click. The net finds a large object more whole when it is shown smaller (held-out objects above 15%
-        # of the image: first-click IoU photos 0.646 at 448 -> 0.722 at 320, CamVid 0.745 -> 0.789; session 13,
-        # bench/first_click_sides.py), small ones the other way round, hence the size test. Session 13 asked the
-        # smaller view only when the full view's mask was already large; since session 14 it is asked always, so
-        # a large object that the full view found only in part is found too (measured with the refinement below).
+        # of the image: first-click IoU photos 0.646 at 448 -> 0.722 at 320, CamVid 0.745 -> 0.789;
+        # bench/first_click_sides.py), small ones the other way round, hence the size test. The smaller view is
+        # asked always, not only when the full view's mask is already large, so a large object that the full
+        # view found only in part is found too (measured with the refinement below).
         # One more net pass on the first click, at the smaller size; 0 = off.
         if large_object_side < 0 or not 0 < large_object_fraction <= 1:
             raise ValueError(f"need large_object_side >= 0 and large_object_fraction in (0, 1], got "
@@ -161,18 +161,18 @@ class Segmenter:
         # large_object_refine_sides: after the large-object view, the click runs again with that view's mask in
         # the previous-mask channel, once per side listed, each pass refining the last one's mask (kept while it
         # holds the click). The net, trained to correct a previous mask, tightens a large mask's outline this
-        # way. Default since session 14 with the ungated smaller view, chosen on the held-out sets (1-3 passes
+        # way. The default with the always-asked smaller view, chosen on the held-out sets (1-3 passes
         # at 320/448 compared): first-click IoU photos 0.707 -> 0.716, CamVid 0.704 -> 0.723, pooled NoC@90
-        # 6.10 -> 6.06 (README); two more net passes when the smaller view's mask is taken. () = off.
+        # 6.10 -> 6.06; two more net passes when the smaller view's mask is taken. () = off.
         if any(int(v) < 32 for v in large_object_refine_sides):
             raise ValueError(f"large_object_refine_sides must be sides of at least 32 px, got "
                              f"{large_object_refine_sides!r}")
         self.large_object_refine_sides = tuple(int(v) for v in large_object_refine_sides)
         # small_object_refine: a first mask smaller than `large_object_fraction` of the ROI, as the windows above
         # left it, is refined once more: the click again in the zoom window around it, with it as the previous
-        # mask; kept if it holds the click. Default since session 14, chosen on the held-out sets after the two
-        # large-object changes: IoU@1 photos 0.716 -> 0.728, NoC@90 5.07 -> 4.90; CamVid frames unchanged
-        # (README). One more net pass on the first click when its mask is small; False = off.
+        # mask; kept if it holds the click. The default, chosen on the held-out sets after the two
+        # large-object changes: IoU@1 photos 0.716 -> 0.728, NoC@90 5.07 -> 4.90; CamVid frames unchanged.
+        # One more net pass on the first click when its mask is small; False = off.
         self.small_object_refine = bool(small_object_refine)
         # work_side: a click on an image whose long side exceeds this runs on a copy scaled down to it, and the
         # masks come back at full resolution (inside the full-resolution ROI). 0 = the smallest side at which
@@ -622,10 +622,10 @@ class Segmenter:
         116 of the 293 held-out CamVid segments of 0.4-5% of the image never got a pointer). After
         `max_misses_in_a_row` misses in a row the search stops (None: never): what is left then is mostly
         ground the net cannot split, and segments found after long runs of misses were nearly all false
-        positives (held-out CamVid frames, session 12: with 5, PQ 0.114 -> 0.115, false positives 327 -> 283,
+        positives (held-out CamVid frames: with 5, PQ 0.114 -> 0.115, false positives 327 -> 283,
         2 of 190 true positives lost, 31% less time). The defaults were
         chosen with bench/tune_full_image.py on the CamVid training frames the trainer holds out (PQ 0.077 ->
-        0.091, false positives 1125 -> 243; miss_disk_fraction 1.0 -> 0.5 in session 11: 0.104 -> 0.114)."""
+        0.091, false positives 1125 -> 243; miss_disk_fraction 1.0 -> 0.5: 0.104 -> 0.114)."""
         if not 0 < miss_disk_fraction <= 1:
             raise ValueError(f"miss_disk_fraction must be in (0, 1], got {miss_disk_fraction!r}")
         if max_misses_in_a_row is not None and max_misses_in_a_row < 1:

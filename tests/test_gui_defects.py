@@ -1,4 +1,4 @@
-"""Defects found by driving the real window as a new user (issue 11); each test failed before its fix."""
+"""Defects found by driving the real window as a new user; each test failed before its fix."""
 from __future__ import annotations
 
 import os
@@ -241,7 +241,7 @@ def test_a_window_garbage_collected_without_close_does_not_abort(tmp_path):
 
 @pytest.mark.parametrize("size", [(900, 600), (1600, 1000)])
 def test_proposal_hint_is_not_cut_off(qtbot, project, size):  # noqa: F811
-    """Session 15, seen under Xvfb: the proposal's hint wraps to three lines, and the panel showed only two
+    """Seen in the window under Xvfb: the proposal's hint wraps to three lines, and the panel showed only two
     ("...left/right click to" with the rest cut off)."""
     win = make_window(qtbot, project)
     win.resize(*size)
@@ -266,7 +266,7 @@ def test_a_long_error_banner_shows_all_its_lines(qtbot, project):  # noqa: F811
 
 
 def test_the_window_fits_a_laptop_screen_and_keeps_its_size(qtbot, project):  # noqa: F811
-    """Session 16, seen under Xvfb: the side panels' stacked minimum heights made the window at least 915 px tall,
+    """Seen in the window under Xvfb: the side panels' stacked minimum heights made the window at least 915 px tall,
     taller than a 1366x768 laptop screen (the image list and the status bar fell off it), and each proposal's
     longer hint made the window grow again. The side column now scrolls instead."""
     win = make_window(qtbot, project)
@@ -361,7 +361,7 @@ def test_selected_segments_are_traced_and_the_trace_follows_the_selection(qtbot,
 
 
 def test_a_click_outside_an_auto_proposal_keeps_it_queued(qtbot, project):  # noqa: F811
-    """Session 16, seen under Xvfb: with an auto-segment proposal on screen (the road), a click on another object
+    """Seen in the window under Xvfb: with an auto-segment proposal on screen (the road), a click on another object
     (a sign) started a new proposal and the road's proposal was gone for good. It now waits in the queue and is
     shown again once the new one is accepted or rejected."""
     win = make_window(qtbot, project, FakeSegmenter(steps=4))

@@ -1,4 +1,4 @@
-"""What users of labelme / X-AnyLabeling / SAM-based tools expect (issue 11): segments told apart and listed,
+"""What users of labelme / X-AnyLabeling / SAM-based tools expect: segments told apart and listed,
 all auto-segment proposals reviewed at a glance, box to mask, brush size on the keyboard, the project reopening
 where it was left."""
 from __future__ import annotations
@@ -99,7 +99,7 @@ def test_project_reopens_on_the_image_it_was_left_on(qtbot, project):  # noqa: F
 
 
 def test_images_list_shows_the_review_count_of_a_long_name_without_a_sideways_scroll_bar(qtbot):
-    """Session 20, seen under Xvfb: "[26 to review]" after a camera-length file name widened the row past the
+    """Seen in the window under Xvfb: "[26 to review]" after a camera-length file name widened the row past the
     panel, so the count was cut off and the list grew a horizontal scroll bar."""
     from PyQt5.QtGui import QFontMetrics
 
@@ -126,7 +126,7 @@ def test_images_list_shows_the_review_count_of_a_long_name_without_a_sideways_sc
 
 
 def test_proposals_without_a_net_score_show_none(qtbot, project):  # noqa: F811
-    """Session 20, seen under Xvfb: every auto-segment proposal and every brush-painted one said "score 1.00", a
+    """Seen in the window under Xvfb: every auto-segment proposal and every brush-painted one said "score 1.00", a
     number nobody measured (full-image segmentation keeps no per-segment score). A click's proposal shows the net's
     own score."""
     win = make_window(qtbot, project)
@@ -149,7 +149,7 @@ def test_proposals_without_a_net_score_show_none(qtbot, project):  # noqa: F811
 
 
 def test_an_export_says_how_many_proposals_were_left_unreviewed(qtbot, project, tmp_path):  # noqa: F811
-    """Only accepted segments are exported. Session 20, seen under Xvfb: an export with 25 auto-segment proposals
+    """Only accepted segments are exported. Seen in the window under Xvfb: an export with 25 auto-segment proposals
     still queued said only "Exported ...", so a person could believe them exported."""
     import json
 
@@ -171,7 +171,7 @@ def test_an_export_says_how_many_proposals_were_left_unreviewed(qtbot, project, 
 
 
 def test_delete_a_category_from_the_panel_moves_its_segments_and_undoes(qtbot, project, monkeypatch):  # noqa: F811
-    """Session 20: a category added by mistake could be renamed but never removed, so it stayed in every export."""
+    """A category added by mistake could be renamed but never removed, so it stayed in every export."""
     from PyQt5.QtWidgets import QInputDialog
 
     win = make_window(qtbot, project)
@@ -252,7 +252,7 @@ class PreviewingSegmenter:
 
 
 def test_the_first_click_shows_its_first_pass_at_once_and_enter_takes_the_refined_mask(qtbot, project):  # noqa: F811
-    """Session 20, seen under Xvfb: the first click of an object took 1.0-1.2 s to show anything (every view and
+    """Seen in the window under Xvfb: the first click of an object took 1.0-1.2 s to show anything (every view and
     refinement of the first click ran before the answer). Its first pass is now shown as soon as it exists."""
     win = make_window(qtbot, project, PreviewingSegmenter())
     click(qtbot, win, 60, 50)
@@ -272,7 +272,7 @@ def test_the_first_click_shows_its_first_pass_at_once_and_enter_takes_the_refine
 
 
 def test_imports_are_in_the_file_menu_beside_open(qtbot, project):  # noqa: F811
-    """They make and open a new project; under Export (where they were before session 20) nobody looked."""
+    """They make and open a new project; under Export (where these actions used to be) nobody looked."""
     win = make_window(qtbot, project)
     menus = {a.text().replace("&", ""): [x.text().split("\t")[0] for x in a.menu().actions() if x.text()]
              for a in win.menuBar().actions() if a.menu() is not None}
@@ -282,7 +282,7 @@ def test_imports_are_in_the_file_menu_beside_open(qtbot, project):  # noqa: F811
 
 
 def test_the_category_buttons_do_not_widen_the_side_panel(qtbot, project):  # noqa: F811
-    """Session 20, seen under Xvfb: a fourth button (Delete) in the categories row made that row the widest thing
+    """Seen in the window under Xvfb: a fourth button (Delete) in the categories row made that row the widest thing
     in the side panel, so the panel grew about 50 px and the image shrank."""
     from annotator._qt.panels import CategoryPanel
 
