@@ -377,8 +377,8 @@ class Project:
 
     Listeners (``add_listener``) are called as ``callback(event, image_index)`` after every change, where event is
     the edit's name ("add_segment", "delete_segment", "merge_segments", "paint", "set_segment_category",
-    "add_category", "rename_category", "recolor_category", "set_category_isthing", "delete_category") or "undo" /
-    "redo";
+    "add_category", "rename_category", "recolor_category", "set_category_isthing", "delete_category",
+    "set_segment_mask") or "undo" / "redo";
     image_index is -1 for project-wide (category) changes.
     """
 
@@ -937,6 +937,34 @@ class Project:
             if outside == 0:
                 seg_after[sid] = None
         self._commit(self._image_step("paint", image_index, fn, box, seg_after))
+
+    @_writes
+    def set_segment_mask(self, image_index: int, segment_id: int, mask: np.ndarray) -> int:
+        """Make ``mask`` the segment's pixels (an outline edited as a polygon): its pixels outside ``mask``
+        become unlabelled, the unlabelled pixels of ``mask`` join it; pixels of other segments never change.
+        One undo step (none if no pixel changes); a segment left with no pixel is removed. Returns the number of
+        pixels of ``mask`` not taken because they belong to other segments."""
+        entry = self._entry(image_index)
+        self._segment(entry, segment_id)
+        m = self._check_mask(entry, mask)
+        arr = entry._array()
+        own = arr == segment_id
+        change = (own & ~m) | (m & (arr == 0))
+        blocked = int(np.count_nonzero(m & (arr != 0) & ~own))
+        box = _bbox(change)
+        if box is None:
+            return blocked
+        y0, y1, x0, x1 = box
+        sub = change[y0:y1, x0:x1]
+        gained = m[y0:y1, x0:x1]
+
+        def fn(patch):
+            patch[sub] = np.where(gained[sub], segment_id, 0)
+            return patch
+
+        gone = not (own & m).any() and not (m & (arr == 0)).any()
+        self._commit(self._image_step("set_segment_mask", image_index, fn, box, {segment_id: None} if gone else {}))
+        return blocked
 
     @_writes
     def set_segment_category(self, image_index: int, segment_id: int, category_id: int) -> None:

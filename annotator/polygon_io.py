@@ -56,7 +56,7 @@ from annotator.staging import Progress, StagedOutput, report
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 LABELME_VERSION = "5.5.0"  # the labelme file format these files follow (labelme 5.x and 6.x read it)
-__all__ = ["mask_to_polygons", "polygons_to_mask", "export_labelme", "export_yolo_seg", "import_labelme",
+__all__ = ["mask_to_polygons", "mask_rings", "polygons_to_mask", "export_labelme", "export_yolo_seg", "import_labelme",
            "read_yolo_seg", "labelme_shapes", "yolo_val_split", "plan_yolo_export", "check_tolerance"]
 
 
@@ -84,6 +84,14 @@ def _rings(mask: np.ndarray, epsilon: float) -> list[list[np.ndarray]]:
             out.append(r.reshape(-1, 2).astype(np.int64))
         parts.append(out)
     return parts
+
+
+def mask_rings(mask: np.ndarray, epsilon: float = 0.0) -> list[list[np.ndarray]]:
+    """The outlines of ``mask`` unjoined, for editing (annotator.polygon_edit): per connected part
+    [outline, hole, hole, ...], each an (N, 2) int array of pixel centres (x, y), simplified by ``epsilon``
+    pixels (cv2.approxPolyDP) when > 0. Rings of fewer than 3 vertices (a lone pixel, a one-pixel line) are
+    included as traced."""
+    return _rings(mask, epsilon)
 
 
 def _join(rings: Sequence[np.ndarray]) -> np.ndarray:
