@@ -42,7 +42,7 @@ def segment_stats(labels: np.ndarray) -> dict[int, tuple[int, list[int]]]:
 
     Works on the runs of equal ids along each row, not on pixels: a segment's area is the sum of its runs' lengths
     and its box spans their rows and ends. A 12 MP map of a few dozen segments has about a hundred thousand runs,
-    so only those are sorted (0.95 -> 0.12 s for such a map, session 20); a map of noise is no slower than sorting
+    so only those are sorted (0.95 -> 0.12 s for such a map, bench/export_stats.py); a map of noise is no slower than sorting
     its pixels."""
     h, w = labels.shape
     if labels.size == 0:

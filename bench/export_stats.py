@@ -1,5 +1,5 @@
 """Time `segment_stats` (each segment's area and box, computed for every image a COCO export writes) on large
-label maps, against the pixel sort it replaced in session 20, in one process and interleaved so a busy CPU
+label maps, against the pixel sort it replaced, in one process and interleaved so a busy CPU
 slows both alike. Also times a whole COCO panoptic export of one such image.
 
     python bench/export_stats.py [--megapixels 12] [--segments 40] [--repeat 5] [--json OUT]
@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 
 def pixel_sort_stats(labels: np.ndarray) -> dict:
-    """segment_stats as it was before session 20: every labelled pixel sorted by id (the reference)."""
+    """segment_stats as it was before: every labelled pixel sorted by id (the reference)."""
     w = labels.shape[1]
     flat = labels.ravel()
     nz = np.flatnonzero(flat)

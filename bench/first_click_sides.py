@@ -3,12 +3,12 @@
     python bench/first_click_sides.py --json runs/analysis/first_click_sides.json
 
 The net's first pass sees the whole image at `--sides` (comma-separated long sides); no windows, no refinement.
-Session 13 used it to find that large objects come out more whole when the image is shown smaller (the reason for
+It showed that large objects come out more whole when the image is shown smaller (the reason for
 `Segmenter(large_object_side=320)`, README). Always the held-out split of each source (`train.evaluate
 --held-out`), never a benchmark. `--data` takes `SPEC[@N]`: N segments per image at most (default 100).
-`--predict` adds the first click as `Segmenter.predict` gives it (all first-click views and refinements); session 14
-checked its first-click refinements on a third held-out set with `--data semantic:../shared/data/camvid/train@8
---skip-segments 4 --sides 448 --predict`.
+`--predict` adds the first click as `Segmenter.predict` gives it (all first-click views and refinements); they
+were checked on a third held-out set with `--data semantic:../shared/data/camvid/train@8 --skip-segments 4
+--sides 448 --predict`.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Same-process A/B of `Segmenter.segment_image` time: the guided filter's guide statistics reused across the
-pointers of an image (the default) against rebuilt for every pointer (what session 9 did). Both arms give the
-same labels (tests/test_guided.py); only time differs. Arms alternate per image, and their order flips each
+pointers of an image (the default) against rebuilt for every pointer (the older way). Both variants give the
+same labels (tests/test_guided.py); only time differs. The variants alternate per image, and their order flips each
 round, so machine drift falls on both alike.
 
-    python bench/guide_reuse_ab.py --images "../shared/data/camvid/val/images/*" --limit 12 --rounds 2
+    python bench/guide_reuse_ab.py --images "../shared/data/camvid/val/images/*" --limit 12 --rounds=2
 """
 from __future__ import annotations
 

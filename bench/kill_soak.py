@@ -1,4 +1,4 @@
-"""Kill soak of the project store (issue 13): real edits in a child process, SIGKILLed at random moments.
+"""Kill soak of the project store: real edits in a child process, SIGKILLed at random moments.
 
 Each round forks a child that opens the project and makes random edits (accept, paint, erase, delete, merge,
 category changes, crowd flags, undo, redo) as fast as it can. Every edit saves (Project autosave); around each

@@ -1,4 +1,4 @@
-"""Bad and unusual input at every entry point that can receive it (issue 13): images (16 valid-but-unusual kinds,
+"""Bad and unusual input at every entry point that can receive it: images (16 valid-but-unusual kinds,
 13 broken ones), project.json (14 ways broken), COCO panoptic files (9), weights files (6), clicks and ROIs (4).
 
 Each case must give either a working result or a clear error that names the file and what is wrong: no
@@ -345,7 +345,7 @@ def test_clicks_outside_and_extreme_rois():
 
 
 def test_a_folder_whose_images_are_in_subfolders_is_refused_with_the_subfolders_named(tmp_path):
-    """Session 20: `main.py auto DATASET --out X` on a data set whose photos sit in DATASET/images/ said
+    """`main.py auto DATASET --out X` on a data set whose photos sit in DATASET/images/ said
     "auto-segmented 0 of 0 images", wrote an empty export and exited 0; the window said only "no image files"."""
     from annotator._qt.main_window import open_project_for
     from annotator.document import ProjectError

@@ -300,7 +300,7 @@ def test_replay_folder_in_the_dialog(qtbot, assets, tmp_path):
 
 
 def test_too_few_labelled_images_are_refused_before_any_process_starts(qtbot, assets):
-    """Session 20, seen under Xvfb: with one labelled image, Start launched a training process that failed 4 s
+    """Seen in the window under Xvfb: with one labelled image, Start launched a training process that failed 4 s
     later ("needs at least 2 labelled images ... found 1 Details are in ..."). The menu says so at once."""
     project = Project.new(assets["images"], assets["root"] / "proj_one")
     project.add_segment(0, assets["scenes"][int(Path(project.images[0].path).stem[len("scene"):])].segments[0], 1)

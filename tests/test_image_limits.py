@@ -1,4 +1,4 @@
-"""Bounded memory on any image (issue 13): sizes are read from the header, images above MAX_PIXELS are refused
+"""Bounded memory on any image: sizes are read from the header, images above MAX_PIXELS are refused
 before decoding, and a batch run goes on past them."""
 from __future__ import annotations
 

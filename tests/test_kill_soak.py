@@ -1,4 +1,4 @@
-"""Nothing lost whatever the fault (issue 13): a short kill soak, its self-test, and a full disk."""
+"""Nothing lost whatever the fault: a short kill soak, its self-test, and a full disk."""
 from __future__ import annotations
 
 import errno

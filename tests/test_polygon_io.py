@@ -1,4 +1,4 @@
-"""Polygon formats (issue 11): labelme JSON export / import and YOLO segmentation export, holes included."""
+"""Polygon formats: labelme JSON export / import and YOLO segmentation export, holes included."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""One writer per project (issue 13): a second process cannot silently overwrite the first one's work.
+"""One writer per project: a second process cannot silently overwrite the first one's work.
 
 Each test puts the other writer in a real child process: within one process the lock is shared on purpose.
 """

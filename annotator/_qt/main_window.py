@@ -251,7 +251,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         act(f, "Open image…", self.open_image_dialog)
         act(f, "Open folder…", self.open_folder_dialog)
         act(f, "Open project…", self.open_project_dialog, "Ctrl+O")
-        # Imports make a new project and open it, like the Open items (they sat under Export before session 20).
+        # Imports make a new project and open it, like the Open items (people did not find them under Export).
         act(f, "Import COCO panoptic…", self.import_panoptic)
         act(f, "Import labelme folder…", self.import_labelme)
         act(f, "Save", self.save, "Ctrl+S")

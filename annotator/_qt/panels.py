@@ -210,7 +210,7 @@ _ROW_TEXT_MARGIN = 8  # the style's padding around an item's text
 class _ImageRowDelegate(QStyledItemDelegate):
     """Rows as wide as the list, with the file name elided in its middle, never the progress or the review count
     in front of it. Rows as wide as their text had pushed the count of a camera-length name out of sight behind
-    a sideways scroll bar (session 20, seen under Xvfb)."""
+    a sideways scroll bar (seen in the window under Xvfb)."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(1, super().sizeHint(option, index).height())
@@ -312,7 +312,7 @@ class ImageListPanel(QGroupBox):
 class WrappedLabel(QLabel):
     """A word-wrapped label whose minimum height follows its text at its current width. A plain QLabel with word
     wrap reports the height of a wider layout, so a box with no stretch, beside lists that stretch, showed only
-    the first lines of a three-line hint (session 15, seen under Xvfb)."""
+    the first lines of a three-line hint (seen in the window under Xvfb)."""
 
     def __init__(self, text: str = "", parent=None) -> None:
         super().__init__(text, parent)
