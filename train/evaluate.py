@@ -445,9 +445,7 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
     from model import Segmenter, WeightsError
     from model.segmenter import BUNDLED_WEIGHTS
 
-    # The one sha256 helper lives in finetune: that module must stay torch-free for the GUI, so it cannot
-    # import this one at load time.
-    from .finetune import sha256_file
+    from .files import sha256_file
 
     if random_init:
         return Segmenter.random_init(seed=seed, device=device or "cpu", backend=backend, **(options or {})), {"name": f"random-init(seed={seed})",

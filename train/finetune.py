@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -36,6 +35,8 @@ import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from .files import sha256_file
 
 PathLike = str | os.PathLike
 
@@ -54,14 +55,6 @@ class FinetuneError(ValueError):
 def _bundled_weights() -> Path:
     from model.segmenter import BUNDLED_WEIGHTS
     return Path(BUNDLED_WEIGHTS)
-
-
-def sha256_file(path: PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
