@@ -59,3 +59,54 @@ def test_an_empty_proposal_cannot_be_accepted_and_is_reported_truly(qtbot, proje
     msg = win.statusBar().currentMessage()
     assert "labelled pixels" not in msg and "nothing" in msg.lower()
     assert len(project.images[0].segments) == 0
+
+
+def _category_of(project, image_index, x, y):
+    entry = project.images[image_index]
+    return project.category(entry.segments[int(entry.labels[y, x])].category_id).name
+
+
+def test_auto_segment_proposals_come_in_uncategorised_not_in_the_picked_category(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))   # 4 vertical strips of 32 px
+    car = win.add_category("car")
+    assert win.category_id == car
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    assert win.proposal_from_bulk and "Category: uncategorised" in win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Return)                          # accept the first proposal
+    assert _category_of(project, 0, 10, 50) == "uncategorised"
+    row = next(r for r, c in enumerate(project.categories) if c.id == car)
+    win.pick_category_row(row)                                  # picked for the proposal under review
+    assert "Category: car" in win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Return)
+    assert _category_of(project, 0, 40, 50) == "car"
+    assert "Category: uncategorised" in win.tools_panel.info.text()   # the next one is undecided again
+    qtbot.keyClick(win, Qt.Key_Return, Qt.ShiftModifier)        # accept all the rest
+    assert {_category_of(project, 0, x, 50) for x in (70, 110)} == {"uncategorised"}
+    # a click-built segment still takes the picked category
+    qtbot.keyClick(win, Qt.Key_D)
+    win.pick_category_row(row)
+    click(qtbot, win, 40, 50)
+    wait_proposal(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Return)
+    assert _category_of(project, 1, 40, 50) == "car"
+
+
+def test_a_category_chosen_for_auto_segment_is_used_and_remembered(qtbot, project):  # noqa: F811
+    from annotator.document import Project
+
+    win = make_window(qtbot, project, FakeSegmenter(steps=2))
+    sky = win.add_category("sky")
+    win.add_category("car")
+    win.choose_auto_segment_category("sky")
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    assert "Category: sky" in win.tools_panel.info.text()
+    qtbot.keyClick(win, Qt.Key_Return, Qt.ShiftModifier)
+    assert {_category_of(project, 0, x, 50) for x in (10, 100)} == {"sky"}
+    assert all(c.name != "uncategorised" for c in project.categories)
+    win.close()
+    again = Project.open(project.project_dir)
+    from annotator.auto_category import chosen_category
+    assert chosen_category(again) == sky
+    again.close()

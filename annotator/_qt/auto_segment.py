@@ -2,12 +2,14 @@
 proposals to review."""
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QProgressDialog
+from PyQt5.QtWidgets import QInputDialog, QProgressDialog
 
+from annotator.auto_category import (UNCATEGORISED, auto_segment_category, auto_segment_category_name,
+                                     set_auto_segment_category)
 from annotator.document import ProjectError
 
 
@@ -24,6 +26,45 @@ class AutoSegmentMixin:
         if self.project is None:
             return
         self._start_bulk([i for i, e in enumerate(self.project.images) if e.labelled_fraction() < 1.0])
+
+    def choose_auto_segment_category(self, name: Optional[str] = None) -> None:
+        """The category accepted auto-segment proposals get (asked for when not given); "uncategorised" by
+        default, never the category picked for clicking. Remembered with the project."""
+        if self.project is None:
+            return
+        cats = [c for c in self.project.categories if c.name != UNCATEGORISED]
+        if name is None:
+            names = [UNCATEGORISED] + [c.name for c in cats]
+            cur = auto_segment_category_name(self.project)
+            name, ok = QInputDialog.getItem(self, "Auto-segment", "Category for auto-segment proposals:", names,
+                                            names.index(cur) if cur in names else 0, False)
+            if not ok:
+                return
+        cid = next((c.id for c in cats if c.name == name), None)
+        self._edit(set_auto_segment_category, self.project, cid)
+        self.status(f"Auto-segment proposals are accepted as '{auto_segment_category_name(self.project)}'.")
+        self._update_tool_panel()
+
+    def _auto_proposal_category_text(self) -> str:
+        """What the tool panel says of the category of the auto-segment proposal(s) shown."""
+        try:
+            if self.proposal_category is not None and not self.overview:
+                return f"{self.project.category(self.proposal_category).name} (picked for this proposal)"
+        except KeyError:
+            pass
+        return (f"{auto_segment_category_name(self.project)} (auto-segment proposals; 1-9 picks a category for "
+                "the one shown)")
+
+    def _auto_category_id(self) -> Optional[int]:
+        """The category id an accepted auto-segment proposal gets (made if needed; None if read-only)."""
+        if self.proposal_category is not None and any(c.id == self.proposal_category
+                                                      for c in self.project.categories):
+            return self.proposal_category
+        known = {c.id for c in self.project.categories}
+        cid = self._edit(auto_segment_category, self.project)
+        if cid is not None and cid not in known:
+            self._refresh_categories()
+        return cid
 
     def _start_bulk(self, indices: List[int]) -> None:
         if self._bulk_req is not None or not indices:

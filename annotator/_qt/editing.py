@@ -148,6 +148,7 @@ class EditingMixin:
         self.reading, self.readings_count = 0, 0
         self.proposal = None
         self.proposal_from_bulk = False
+        self.proposal_category = None
         self.pending = None
         self._show_proposal()
 
@@ -182,7 +183,10 @@ class EditingMixin:
         if self.project.read_only:  # keep the proposal: the person may want to see it, not lose it silently
             self.status(f"Read-only project: the edit was refused ({self.project.read_only_reason}).")
             return 0
-        cid = self._ensure_category()
+        auto = self.proposal_from_bulk and not self.clicks
+        cid = self._auto_category_id() if auto else self._ensure_category()
+        if cid is None:
+            return 0
         mask = self.proposal
         # ROI "whole image": the person asked for a segment that may take pixels from others.
         overwrite = self.roi_mode == "whole" and not self.proposal_from_bulk
@@ -210,12 +214,20 @@ class EditingMixin:
         """Accept the shown proposal and every queued auto-segment proposal of this image (one undo step each)."""
         if self.entry is None:
             return 0
-        masks = ([self.proposal] if self.proposal is not None else []) + self.bulk.pop(self.index, [])
+        if self.project.read_only:
+            self.status(f"Read-only project: the edit was refused ({self.project.read_only_reason}).")
+            return 0
+        shown = self.proposal if self.proposal is not None and self.proposal.any() else None
+        # Auto-segment proposals take the auto-segment category, a click-built one the picked category.
+        shown_cid = ((self._auto_category_id() if self.proposal_from_bulk and not self.clicks else
+                      self._ensure_category()) if shown is not None else None)
+        self.proposal_category = None
+        queued = self.bulk.pop(self.index, [])
+        auto_cid = self._auto_category_id() if queued else None
         self.overview = False
         self._clear_proposal()
-        cid = self._ensure_category()
         n = 0
-        for m in masks:
+        for m, cid in ([(shown, shown_cid)] if shown is not None else []) + [(m, auto_cid) for m in queued]:
             n += bool(self._edit(self.project.add_segment, self.index, m, cid))
         self._persist_bulk(self.index)
         self.status(f"Accepted {n} segment(s).")
@@ -307,6 +319,7 @@ class EditingMixin:
             m = queue.pop(0) & unl
             if m.any():
                 self.proposal = m
+                self.proposal_category = None  # each auto-segment proposal starts uncategorised
                 self.proposal_score = None  # full-image segmentation keeps no per-segment score
                 self.proposal_from_bulk = True
                 break

@@ -102,6 +102,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         self.color_by = "segment"  # "segment": a colour per segment (tell them apart); "category"
         self.hidden: set = set()  # segment ids of the current image not drawn (segment list tick boxes)
         self.overview = False  # all of the image's auto-segment proposals shown at once
+        self.proposal_category: Optional[int] = None  # picked for the auto-segment proposal under review
         self.brush_radius = 8
         self._stroke: Optional[np.ndarray] = None
         self._stroke_last: Optional[Tuple[int, int]] = None
@@ -273,6 +274,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         s = mb.addMenu("&Segment")
         act(s, "Auto-segment image", self.auto_segment, "Ctrl+Shift+A")
         act(s, "Auto-segment all images", self.auto_segment_all)
+        act(s, "Category for auto-segment proposals…", self.choose_auto_segment_category)
         s.addSeparator()
         act(s, "Add category…", self.add_category)
         v = mb.addMenu("&View")
@@ -574,6 +576,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
     # ================================================================================ categories
     def set_category(self, category_id: int) -> None:
         self.category_id = category_id
+        if self.proposal is not None and self.proposal_from_bulk and not self.clicks:
+            self.proposal_category = category_id  # this auto-segment proposal is accepted as that
         # Picking a category with segments selected (and no proposal) re-labels them.
         if self.selected and self.proposal is None and self.entry is not None:
             for sid in list(self.selected):
@@ -776,7 +780,10 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             text = f"Selected segment(s) {', '.join(map(str, self.selected))}: M merge, Del delete, 1-9 set category, B/E paint."
         else:
             text = "Left click the image to segment (right click / Shift+click = negative)."
-        if self.project is not None and self.category_id is not None:
+        auto = self.overview or (self.proposal is not None and self.proposal_from_bulk and not self.clicks)
+        if self.project is not None and auto:
+            text += f"\nCategory: {self._auto_proposal_category_text()}"
+        elif self.project is not None and self.category_id is not None:
             try:
                 text += f"\nCategory: {self.project.category(self.category_id).name}"
             except KeyError:
