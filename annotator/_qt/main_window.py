@@ -38,6 +38,7 @@ from .file_actions import FileActionsMixin
 from .finetune_panel import FinetuneOptionsDialog, FinetunePanel, FinetuneProcess, default_threads
 from .model_actions import ModelActionsMixin
 from .panels import CategoryPanel, ImageListPanel, SegmentListPanel, ToolPanel
+from .polygon_editor import PolygonEditorMixin
 from .shortcuts import ShortcutsOverlay
 from .worker import WorkerThread
 
@@ -51,7 +52,7 @@ class _MinimumHeightColumn(QVBoxLayout):
         return False
 
 
-class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsMixin, QMainWindow):
+class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsMixin, QMainWindow):
     """Click-to-segment annotator window: layout, menus, project and image switching, categories, ROI, tools,
     keys. The mixins hold the rest by topic: editing (clicks, proposals, brush, undo), auto_segment,
     file_actions (export / import), model_actions (weights, fine-tuning)."""
@@ -271,6 +272,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         act(e, "Accept all remaining", self.accept_all, "Shift+Enter")
         act(e, "Merge selected segments", self.merge_selected, "M")
         act(e, "Delete selected segments", self.delete_selected, "Del")
+        act(e, "Edit outline as polygon", self.start_polygon_edit, "P")
         s = mb.addMenu("&Segment")
         act(s, "Auto-segment image", self.auto_segment, "Ctrl+Shift+A")
         act(s, "Auto-segment all images", self.auto_segment_all)
@@ -440,6 +442,7 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             # An auto-segment proposal under review stays queued for when the person comes back.
             self.bulk.setdefault(self.index, []).insert(0, self.proposal)
         self.overview = False
+        self.cancel_polygon_edit(quiet=True)
         self._clear_proposal(cancel=True)
         self.selected = []
         self.hidden = set()
@@ -796,6 +799,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
         key, mods = ev.key(), ev.modifiers()
         ctrl, shift = bool(mods & Qt.ControlModifier), bool(mods & Qt.ShiftModifier)
         text = ev.text()
+        if self.polygon_edit_key(ev):
+            return
         if ctrl:
             if key == Qt.Key_Z:
                 self.redo() if shift else self.undo()
@@ -867,6 +872,8 @@ class MainWindow(EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsM
             self.set_tool("roi")
         elif key == Qt.Key_M:
             self.merge_selected()
+        elif key == Qt.Key_P:
+            self.start_polygon_edit()
         elif key in (Qt.Key_Delete, Qt.Key_Backspace):
             self.delete_selected()
         elif key == Qt.Key_BracketLeft:
