@@ -11,6 +11,9 @@
     python main.py merge OUT1 OUT2 ... --out OUT_DIR    merge COCO panoptic exports (e.g. shards) into one
     python main.py export FORMAT PROJECT --out OUT      export a project: panoptic, instances, labelme, yolo,
                                                         masks (see `python main.py export --help`)
+    python main.py finetune PROJECT [--steps N] ...     fine-tune the net on the project's accepted segments
+                                                        (exported as COCO panoptic for train.finetune; see
+                                                        `python main.py finetune --help`)
 """
 from __future__ import annotations
 
@@ -259,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_merge(argv[1:])
     if argv and argv[0] == "export":
         return cmd_export(argv[1:])
+    if argv and argv[0] == "finetune":
+        from annotator.finetune_job import main as finetune_main
+
+        return finetune_main(argv[1:], prog_argv=[sys.executable, "main.py", "finetune"])
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0

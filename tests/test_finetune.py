@@ -1,5 +1,6 @@
-"""Fine-tuning on a project's own annotations (train.finetune): the separate process the GUI starts, its
-progress file, the held-out before/after report, provenance, Cancel via the STOP file, and switching a running
+"""Fine-tuning on a project's own annotations: the separate process the GUI starts (annotator.finetune_job: the
+project exported as COCO panoptic, then train.finetune on that export), `python -m train finetune` on a COCO
+panoptic JSON, the progress file, the held-out before/after report, provenance, Cancel via the STOP file, and switching a running
 Segmenter to the new weights. Tiny settings (64 px crops, 3 steps, untrained base net), so no data set and no
 trained weights are needed."""
 from __future__ import annotations
@@ -8,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 
+from annotator import finetune_job as job
+from annotator.coco_io import export_coco_panoptic
 from annotator.document import Project
 from model import Segmenter
 from model.net import PointerSegNet
@@ -58,23 +62,27 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One full fine-tune as a subprocess, as the GUI starts it, and one cancelled before it started (STOP created
-    in advance) run in this process: the same `main`, without paying a second interpreter's start (about 6 s)."""
+    """One full fine-tune of a project as a subprocess, as the GUI starts it (export, then train.finetune), and
+    `python -m train finetune` on a COCO panoptic export, cancelled before it started (STOP created in advance),
+    run in this process: the same `main`, without paying a second interpreter's start (about 6 s)."""
     root = tmp_path_factory.mktemp("ft")
     project = _make_project(root)
     base = _base_weights(root / "base.safetensors")
     out = root / "run"
-    full = _run(ft.build_command(project, out, base=base, **TINY))
+    command = job.build_command(project, out, base=base, **TINY)
+    assert command[1:3] == ["-m", "annotator.finetune_job"]
+    full = _run(command)
+    export = Path(export_coco_panoptic(Project.open(project, read_only=True), root / "export"))
     stopped_out = root / "stopped"
     stopped_out.mkdir()
     (stopped_out / ft.STOP_NAME).touch()
-    command = ft.build_command(project, stopped_out, base=base, **TINY)
+    command = ft.build_command(export, stopped_out, base=base, **TINY)
     assert command[1:4] == ["-m", "train", "finetune"]
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
         code = ft.main(command[4:])
     stopped = subprocess.CompletedProcess(command, code, "", stderr.getvalue())
-    return {"root": root, "project": project, "base": base, "out": out, "full": full,
+    return {"root": root, "project": project, "base": base, "out": out, "full": full, "export": export,
             "stopped_out": stopped_out, "stopped": stopped}
 
 
@@ -117,13 +125,16 @@ def test_provenance_and_progress(runs):
     assert prov["weights_sha256"] == ft.sha256_file(out / "weights.safetensors")
     assert prov["data"]["val_images"] and prov["steps"] == 3
     assert prov["metrics"]["before"]["noc90"] is not None and prov["metrics"]["after"]["noc90"] is not None
-    assert prov["command"][:4] == [sys.executable, "-m", "train", "finetune"] and prov["wall_s"] > 0
+    assert prov["command"][:3] == [sys.executable, "-m", "annotator.finetune_job"] and prov["wall_s"] > 0
     assert all("data/train.json" in s or "data/val.json" in s for s in prov["train_config"]["sources"])
     records = ft.read_progress(out)
     steps = [r for r in records if r.get("phase") == "train" and "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3] and all(r["steps"] == 3 and "eta_s" in r for r in steps)
     assert records[-1]["done"] is True and records[-1]["report"]["after"]["noc90"] is not None
-    assert (out / "log.csv").is_file() and (out / "checkpoint.pt").is_file()
+    assert (out / "log.csv").is_file()
+    # The trainer's resume checkpoint (weights + optimiser state, three times the weights' size) is gone: a
+    # fine-tune never resumes.
+    assert not (out / "checkpoint.pt").exists()
 
 
 def test_stop_file_cancels_cleanly_and_keeps_weights(runs):
@@ -136,7 +147,8 @@ def test_stop_file_cancels_cleanly_and_keeps_weights(runs):
     assert ft.read_progress(out)[-1] == {"done": True, "stopped": True, "report": report}
     seg = Segmenter.from_pretrained(out / "weights.safetensors", device="cpu")
     assert seg.info["steps"] == report["steps_done"]
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == report["steps_done"]
+    assert not (out / "checkpoint.pt").exists()  # a cancelled run leaves its weights, not the resume checkpoint
+    assert report["before"] is None and not ft.too_few_objects(report)  # nothing measured, nothing to warn of
 
 
 def test_switching_weights_changes_a_running_segmenter(runs):
@@ -159,7 +171,7 @@ def test_bundled_weights_folder_is_refused(tmp_path, monkeypatch):
     resources.mkdir()
     monkeypatch.setattr(ft, "_bundled_weights", lambda: resources / "pointer_seg.safetensors")
     with pytest.raises(ft.FinetuneError, match="bundled"):
-        ft.finetune(project, resources, base_weights=base, **TINY)
+        ft.finetune(job.ProjectExport(project), resources, base_weights=base, **TINY)
     assert not (resources / "weights.safetensors").exists()
     assert not (resources / "pointer_seg.safetensors").exists()
 
@@ -170,8 +182,8 @@ def test_unlabelled_project_gives_a_clear_error(tmp_path, capsys):
     cv2.imwrite(str(images / "a.png"), np.zeros((32, 32, 3), np.uint8))
     Project.new(images, tmp_path / "project")
     base = _base_weights(tmp_path / "base.safetensors")
-    argv = ft.build_command(tmp_path / "project", tmp_path / "out", base=base, **TINY)[4:]
-    assert ft.main(argv) == 2
+    argv = job.build_command(tmp_path / "project", tmp_path / "out", base=base, **TINY)[3:]
+    assert job.main(argv) == 2
     assert "no image has an accepted segment" in capsys.readouterr().err
     last = ft.read_progress(tmp_path / "out")[-1]  # the GUI reads the reason from the progress file
     assert last["done"] and "accepted segment" in last["error"]
@@ -182,9 +194,9 @@ def test_unusable_replay_source_is_refused_before_any_work(tmp_path, capsys):
     project = _make_project(tmp_path, n=2)
     base = _base_weights(tmp_path / "base.safetensors")
     missing = tmp_path / "no_such_photos"
-    argv = ft.build_command(project, tmp_path / "out", base=base, replay=[f"masks:{missing}"], **TINY)[4:]
+    argv = job.build_command(project, tmp_path / "out", base=base, replay=[f"masks:{missing}"], **TINY)[3:]
     assert argv[argv.index("--replay") + 1] == f"masks:{missing}"
-    assert ft.main(argv) == 2
+    assert job.main(argv) == 2
     err = capsys.readouterr().err
     assert "--replay" in err and str(missing) in err
     assert not (tmp_path / "out" / "weights.safetensors").exists()
@@ -203,8 +215,6 @@ def test_split_is_stable_and_holds_out_at_least_one():
 
 
 def test_coco_json_source_is_split_and_copied(tmp_path):
-    from annotator.coco_io import export_coco_panoptic
-
     project = _make_project(tmp_path, n=5)
     json_path = export_coco_panoptic(Project.open(project), tmp_path / "export")
     data = ft.prepare_data(json_path, tmp_path / "run" / "data", val_fraction=0.2)
@@ -219,3 +229,47 @@ def test_coco_json_source_is_split_and_copied(tmp_path):
     from train.trainer import split_sources
     tr, va = split_sources([ft._source_spec(data["train_json"], 1), ft._source_spec(data["val_json"], 0)], frac)
     assert [len(s) for s, _, _ in tr] == [len(train), 0] and [len(s) for s, _ in va] == [len(val)]
+
+
+def test_the_trainer_refuses_a_project_folder_and_names_the_command_that_takes_one(tmp_path, capsys):
+    project = _make_project(tmp_path, n=2)
+    base = _base_weights(tmp_path / "base.safetensors")
+    argv = ft.build_command(project, tmp_path / "out", base=base, **TINY)[4:]
+    assert ft.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not a COCO panoptic JSON" in err and "main.py finetune" in err
+    assert not (tmp_path / "out" / "weights.safetensors").exists()
+
+
+def test_a_missing_project_is_reported_in_the_progress_file(tmp_path, capsys):
+    base = _base_weights(tmp_path / "base.safetensors")
+    argv = job.build_command(tmp_path / "nowhere", tmp_path / "out", base=base, **TINY)[3:]
+    assert job.main(argv) == 2
+    assert "nowhere" in capsys.readouterr().err
+    last = ft.read_progress(tmp_path / "out")[-1]
+    assert last["done"] and "exporting the project failed" in last["error"]
+
+
+def test_too_few_held_out_objects_are_called_inconclusive(runs):
+    report = json.loads((runs["out"] / "report.json").read_text())
+    assert report["eval_objects"] < ft.MIN_EVAL_OBJECTS  # a 6-image project: 1 or 2 held-out images
+    assert ft.too_few_objects(report)
+    assert "too few to tell" in runs["full"].stdout  # the printed table says the comparison means nothing
+    many = dict(report, eval_objects=ft.MIN_EVAL_OBJECTS)
+    assert not ft.too_few_objects(many) and "too few" not in ft.format_table(many)
+
+
+def test_a_kept_run_brings_only_its_weights_and_records_into_the_project(runs, tmp_path):
+    run = tmp_path / "scratch"
+    shutil.copytree(runs["out"], run)
+    project = runs["project"]
+    kept = job.keep_result(run, project)
+    assert kept.parent.parent == project / "finetune"
+    assert sorted(p.name for p in kept.parent.iterdir()) == sorted(job.KEPT_FILES)
+    assert ft.sha256_file(kept) == ft.sha256_file(run / "weights.safetensors")
+    assert json.loads((kept.parent / "report.json").read_text())["weights"] == str(kept)
+    assert json.loads((kept.parent / "provenance.json").read_text())["weights"] == str(kept)
+    size = sum(p.stat().st_size for p in kept.parent.iterdir())
+    assert size < 1.2 * kept.stat().st_size + 100_000, size  # the weights and a few small records, no data copy
+    job.discard(run)
+    assert not run.exists()

@@ -87,7 +87,7 @@ def start_from_menu(qtbot, win, base, steps: int):
         qtbot.mouseClick(dlg.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
     run = started.args[0]
     assert run.running and run.options["steps"] == steps and run.options["crop"] == 64
-    assert run.command[1:4] == ["-m", "train", "finetune"]  # a separate process, not a thread of the GUI
+    assert run.command[1:3] == ["-m", "annotator.finetune_job"]  # a separate process, not a thread of the GUI
     assert run.out_dir.parent == Path(win.project.project_dir) / "finetune"
     return run
 

@@ -1,24 +1,33 @@
 """Fine-tune the net on your own annotations, and measure whether it got better.
 
-    python -m train finetune PROJECT_DIR_OR_COCO_PANOPTIC_JSON [--out DIR] [--base WEIGHTS] [--steps N] ...
+    python -m train finetune COCO_PANOPTIC_JSON [--out DIR] [--base WEIGHTS] [--steps N] ...
 
-1. Data: an annotator project folder is exported as COCO panoptic (annotator.coco_io.export_coco_panoptic) into
-   OUT/data/; a COCO panoptic JSON is used as it is (its PNGs are copied into OUT/data/panoptic/ so that the run
-   folder holds the exact data it trained on). Only images with at least one accepted segment take part.
+To fine-tune on an annotator project, `python main.py finetune PROJECT` (annotator.finetune_job) exports the
+project's accepted segments as COCO panoptic first and hands that export to this module; `train/` reads data
+sets, never the annotator's projects.
+
+1. Data: a COCO panoptic export (the JSON, its PNG folder beside it, and the image folder the JSON names, as
+   annotator.coco_io.export_coco_panoptic writes them). Its PNGs are copied into OUT/data/panoptic/ so that the
+   run folder holds the exact data it trained on. From Python, `source` may instead be a function that writes such
+   an export into the folder it is given (OUT/data/) and returns the JSON's path. Only images with at least one
+   accepted segment take part.
 2. Split: about `val_fraction` of the labelled images (at least 1) are held out for validation, by a hash of the
    file name, the same hash the trainer uses, so a growing project keeps its held-out images held out.
    OUT/data/train.json and OUT/data/val.json list the two splits.
 3. Training: train.trainer.train starts from the base weights (default: the bundled resources/pointer_seg
    .safetensors) on the training split only; its validation IoU is measured on the held-out split.
-   OUT/checkpoint.pt, OUT/log.csv, OUT/weights.safetensors. The bundled weights are never written.
+   OUT/log.csv, OUT/weights.safetensors. The bundled weights are never written. The trainer's resume checkpoint
+   (weights plus optimiser state, about three times the weights' size: 37 MB for the bundled net) is deleted when
+   training ends, since a fine-tune never resumes.
 4. The before/after table on the held-out images: NoC@90 and IoU@1 under the standard click protocol
    (train.evaluate) for the base and the new weights (and GrabCut with --grabcut), printed and written to
-   OUT/report.json; OUT/provenance.json says where the new weights came from.
+   OUT/report.json; OUT/provenance.json says where the new weights came from. With fewer than
+   MIN_EVAL_OBJECTS held-out objects the report says the comparison cannot tell the two apart.
 
 For a GUI the command runs as a separate process (`build_command`): it appends one JSON object per line to
 OUT/progress.jsonl ({"phase": ...}, {"step", "steps", "loss", "val_iou", "eta_s"} per logged step, and last
 {"done": true, "report": ...} or {"done": true, "error": ...}), and creating OUT/STOP cancels it cleanly: training
-stops after the current step, the checkpoint and weights reached so far are kept, the evaluation is skipped
+stops after the current step, the weights reached so far are kept, the evaluation is skipped
 (a STOP file already there when the run starts cancels it after its first step: delete it to run again).
 """
 from __future__ import annotations
@@ -45,6 +54,9 @@ DEFAULT_ANCHOR = 0.0
 STOP_NAME = "STOP"
 PROGRESS_NAME = "progress.jsonl"
 _MIN_SEGMENT_AREA = 64  # train.sampling.MIN_SEGMENT_AREA: smaller segments give no training example
+# Below this many held-out objects a before/after difference says nothing: NoC@90 varies by about 4 clicks from
+# object to object, so the mean of 10 objects is uncertain by about +-1.3 clicks, more than fine-tuning changes it.
+MIN_EVAL_OBJECTS = 10
 
 
 class FinetuneError(ValueError):
@@ -210,49 +222,41 @@ def _has_usable_segment(ann: dict) -> bool:
                for s in ann.get("segments_info", []))
 
 
-def _open_project(source: Path):
-    """The project, read-only: fine-tuning only reads it, so it takes no lock and works while the annotator (the
-    lock holder) keeps editing it."""
-    from annotator.document import Project
-    return Project.open(source, read_only=True)
-
-
-def _is_project(source: Path) -> bool:
-    return (source.is_dir() and (source / "project.json").is_file()) or (
-        source.name == "project.json" and source.is_file())
-
-
 def default_out_dir(source: PathLike) -> Path:
-    """PROJECT/finetune/<timestamp>/ (or next to the JSON for a COCO panoptic file)."""
+    """finetune/<timestamp>/ next to a COCO panoptic JSON (inside a folder given instead, e.g. a project's)."""
     source = Path(source)
     root = source if source.is_dir() else source.parent
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")  # no ':' (the trainer's source spec splits on ':')
     return root / "finetune" / stamp
 
 
-def prepare_data(source: PathLike, data_dir: PathLike, val_fraction: float = 0.2) -> dict:
-    """Export (project) or copy (JSON), keep the labelled images, split them and write train.json and
-    val.json in data_dir. Returns {"source", "json", "train_json", "val_json", "train", "val", "png_dir",
-    "image_dir", "train_names", "val_names"}; train/val are image file names."""
+def _describe(source) -> str:
+    return str(source) if callable(source) else os.path.abspath(source)
+
+
+def _not_a_json(source: Path) -> FinetuneError:
+    hint = (" (an annotator project: `python main.py finetune PROJECT` exports it and fine-tunes on that)"
+            if (source / "project.json").is_file() or source.name == "project.json" else "")
+    return FinetuneError(f"{source}: not a COCO panoptic JSON file{hint}")
+
+
+def prepare_data(source: PathLike | Callable[[Path], PathLike], data_dir: PathLike,
+                 val_fraction: float = 0.2) -> dict:
+    """Copy a COCO panoptic export's PNGs (or have `source(data_dir)` write an export there), keep the labelled
+    images, split them and write train.json and val.json in data_dir. Returns {"source", "json", "train_json",
+    "val_json", "train", "val", "png_dir", "image_dir", "train_names", "val_names"}; train/val are image file
+    names."""
     from .coco_panoptic import CocoPanopticReader
     from .sample import DataError
 
-    source = Path(source)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    if _is_project(source):
-        from annotator.coco_io import export_coco_panoptic
-        from annotator.document import ProjectError
-        try:
-            project = _open_project(source)
-        except ProjectError as e:
-            raise FinetuneError(str(e)) from e
-        json_path = Path(export_coco_panoptic(project, data_dir))
-    elif source.is_dir():
-        raise FinetuneError(f"{source}: neither an annotator project folder (no project.json) nor a COCO "
-                            "panoptic JSON file")
+    if callable(source):
+        json_path = Path(source(data_dir))
     else:
-        json_path = source
+        json_path = Path(source)
+        if json_path.is_dir() or json_path.name == "project.json":
+            raise _not_a_json(json_path)
     try:
         reader = CocoPanopticReader(json_path)
     except DataError as e:
@@ -292,7 +296,7 @@ def prepare_data(source: PathLike, data_dir: PathLike, val_fraction: float = 0.2
     train_json, val_json = data_dir / "train.json", data_dir / "val.json"
     train_files = write(set(train_names), train_json)
     val_files = write(val_set, val_json)
-    return {"source": os.path.abspath(source), "json": os.path.abspath(json_path),
+    return {"source": _describe(source), "json": os.path.abspath(json_path),
             "train_json": os.path.abspath(train_json), "val_json": os.path.abspath(val_json),
             "train": train_files, "val": val_files, "train_names": train_names, "val_names": val_names,
             "image_dir": os.path.abspath(reader.image_dir)}
@@ -437,23 +441,29 @@ def _check_out_dir(out: Path, base: Path) -> None:
         raise FinetuneError(f"--out {out} holds the base weights {base}; choose another folder")
 
 
-def finetune(source: PathLike, out_dir: PathLike | None = None, base_weights: PathLike | None = None,
+def finetune(source: PathLike | Callable[[Path], PathLike], out_dir: PathLike | None = None, base_weights: PathLike | None = None,
              steps: int = DEFAULT_STEPS, val_fraction: float = 0.2, crop: int = 256, batch_size: int = 4,
              lr: float = 1e-4, threads: int = 0, workers: int = 1, seed: int = 0, grabcut: bool = False,
              eval_max_objects: int | None = 10, eval_max_clicks: int = 20, log_every: int | None = None,
              val_every: int | None = None, val_examples: int = 32, evaluate: bool = True,
              command: Sequence[str] | None = None, echo: bool = False, replay: Sequence[str] = (),
              freeze_bn: bool = True, anchor: float = DEFAULT_ANCHOR) -> dict:
-    """Fine-tune `base_weights` (default: the bundled ones) on `source` (a project folder or COCO panoptic
-    JSON) into `out_dir` (default PROJECT/finetune/<timestamp>/); returns the report (also OUT/report.json).
+    """Fine-tune `base_weights` (default: the bundled ones) on `source` (a COCO panoptic JSON, or a function
+    that writes an export, see prepare_data) into `out_dir` (default finetune/<timestamp>/ beside the JSON; needed
+    with a function); returns the report (also OUT/report.json).
     Cancel by creating OUT/STOP. Raises FinetuneError for unusable input (also recorded in progress.jsonl).
     Against forgetting what the base net knew: BatchNorm statistics stay frozen, weights are pulled towards the
     base (`anchor`, see train.trainer.TrainConfig), and `replay` sources (trainer syntax `kind:path[:weight]`,
     e.g. the photos the base was trained on) are mixed into training when the user has them."""
     t_start = time.time()
-    source = Path(source)
-    if not source.exists():
-        raise FinetuneError(f"{source}: no such project folder or COCO panoptic JSON")
+    if not callable(source):
+        source = Path(source)
+        if not source.exists():
+            raise FinetuneError(f"{source}: no such COCO panoptic JSON")
+        if source.is_dir():
+            raise _not_a_json(source)
+    elif out_dir is None:
+        raise TypeError("finetune: give out_dir when the source is a function")
     out = Path(out_dir) if out_dir is not None else default_out_dir(source)
     _check_out_dir(out, Path(base_weights) if base_weights is not None else _bundled_weights())
     out.mkdir(parents=True, exist_ok=True)
@@ -476,7 +486,7 @@ def _echo(record: dict) -> None:
     print(json.dumps(record), file=sys.stderr, flush=True)
 
 
-def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float, base_weights, steps: int,
+def _finetune(source, out: Path, progress: ProgressWriter, t_start: float, base_weights, steps: int,
               val_fraction: float, crop: int, batch_size: int, lr: float, threads: int, workers: int, seed: int,
               grabcut: bool, eval_max_objects, eval_max_clicks: int, log_every, val_every, val_examples: int,
               evaluate: bool, command, replay: list[str], freeze_bn: bool, anchor: float) -> dict:
@@ -510,7 +520,7 @@ def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float,
     stop_file = out / STOP_NAME
     base_sha = sha256_file(base)
 
-    progress.write({"phase": "data", "source": os.path.abspath(source)})
+    progress.write({"phase": "data", "source": _describe(source)})
     data = prepare_data(source, out / "data", val_fraction)
     progress.write({"phase": "data", "train_images": len(data["train"]), "val_images": len(data["val"])})
 
@@ -535,6 +545,9 @@ def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float,
         summary = train(cfg, stop_file=os.fspath(stop_file))
     finally:
         tail.finish()
+        # The resume checkpoint (weights + optimiser state: 37 MB for the bundled net) serves no purpose once
+        # the run is over: a fine-tune starts afresh from its base each time.
+        (out / "checkpoint.pt").unlink(missing_ok=True)
     train_s = time.time() - t_train
     weights = out / "weights.safetensors"
     stopped = bool(summary.get("stopped"))
@@ -570,6 +583,7 @@ def _finetune(source: Path, out: Path, progress: ProgressWriter, t_start: float,
         "after": metrics.get("after"),
         "grabcut": metrics.get("grabcut"),
         "eval_objects": evaluation["n_objects"] if evaluation else 0,
+        "min_eval_objects": MIN_EVAL_OBJECTS,
         "eval_settings": evaluation["settings"] if evaluation else None,
         "train_s": train_s,
         "wall_s": wall_s,
@@ -609,12 +623,26 @@ def format_table(report: dict) -> str:
              f"training images: {len(report.get('train_images') or [])}, "
              f"steps: {report.get('steps_done')}/{report.get('steps')}"
              + (" (stopped: no measurement)" if report.get("stopped") else ""),
+             *([too_few_objects_text(report)] if too_few_objects(report) else []),
              f"{'method':<22}{'NoC@90':>8}{'NoC@85':>8}{'IoU@1':>8}{'fails@90':>10}"]
     for name, m in rows:
         if m:
             lines.append(f"{name:<22}{_fmt(m.get('noc90'), 2):>8}{_fmt(m.get('noc85'), 2):>8}"
                          f"{_fmt(m.get('iou_at_1'), 3):>8}{_fmt(m.get('fails_at_90'), 0):>10}")
     return "\n".join(lines)
+
+
+def too_few_objects(report: dict) -> bool:
+    """Whether a measured report's held-out objects are too few for its before/after difference to mean anything."""
+    measured = report.get("before") is not None or report.get("after") is not None
+    return measured and (report.get("eval_objects") or 0) < report.get("min_eval_objects", MIN_EVAL_OBJECTS)
+
+
+def too_few_objects_text(report: dict) -> str:
+    n = report.get("eval_objects") or 0
+    return (f"Warning: only {n} held-out object{'s' if n != 1 else ''} measured (fewer than "
+            f"{report.get('min_eval_objects', MIN_EVAL_OBJECTS)}): too few to tell whether the new weights are "
+            "better or worse; a difference this small a sample shows is mostly chance. Label more images.")
 
 
 def _fmt(v, digits: int) -> str:
@@ -624,8 +652,10 @@ def _fmt(v, digits: int) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train finetune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="annotator project folder (or its project.json), or a COCO panoptic JSON")
-    p.add_argument("--out", help="output folder (default PROJECT/finetune/<timestamp>/)")
+    p.add_argument("source", help="a COCO panoptic JSON (its PNG folder beside it), e.g. written by `python main.py "
+                                  "export panoptic PROJECT`; `python main.py finetune PROJECT` exports a project "
+                                  "and fine-tunes on that")
+    p.add_argument("--out", help="output folder (default finetune/<timestamp>/ beside the JSON)")
     p.add_argument("--base", help="weights to start from (default: the bundled resources/pointer_seg.safetensors)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of labelled images held out (>= 1)")
@@ -652,12 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_command(project_or_json: PathLike, out_dir: PathLike, **options: Any) -> list[str]:
+def build_command(source_json: PathLike, out_dir: PathLike, **options: Any) -> list[str]:
     """argv to run fine-tuning as a separate process (subprocess.Popen(cmd)); options are finetune()'s
     command-line options by keyword: base, steps, val_fraction, crop, batch_size, lr, threads, workers, seed,
     grabcut, eval_max_objects, eval_max_clicks, no_eval. Progress: OUT/progress.jsonl; cancel: OUT/STOP."""
     known = {a.dest: a for a in build_parser()._actions if a.option_strings}
-    cmd = [sys.executable, "-m", "train", "finetune", os.fspath(project_or_json), "--out", os.fspath(out_dir)]
+    cmd = [sys.executable, "-m", "train", "finetune", os.fspath(source_json), "--out", os.fspath(out_dir)]
     for key, value in options.items():
         action = known.get(key)
         if action is None or key in ("help", "out"):
@@ -676,19 +706,23 @@ def build_command(project_or_json: PathLike, out_dir: PathLike, **options: Any) 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from annotator.document import ProjectError
+    a = build_parser().parse_args(argv)
+    return run_parsed(a, a.source, [sys.executable, "-m", "train", "finetune", *argv])
+
+
+def run_parsed(a: argparse.Namespace, source, command: Sequence[str]) -> int:
+    """Run finetune() with the options of build_parser()'s namespace `a` on `source` (a JSON path or an export
+    function, see prepare_data); print the table. Exit status: 0, or 2 with the reason on stderr."""
     from model.weights import WeightsError
     from .sample import DataError
 
-    a = build_parser().parse_args(argv)
-    command = [sys.executable, "-m", "train", "finetune", *argv]
     try:
-        report = finetune(a.source, a.out, base_weights=a.base, steps=a.steps, val_fraction=a.val_fraction,
+        report = finetune(source, a.out, base_weights=a.base, steps=a.steps, val_fraction=a.val_fraction,
                           crop=a.crop, batch_size=a.batch_size, lr=a.lr, threads=a.threads, workers=a.workers,
                           seed=a.seed, grabcut=a.grabcut, eval_max_objects=a.eval_max_objects or None,
-                          eval_max_clicks=a.eval_max_clicks, evaluate=not a.no_eval, command=command,
+                          eval_max_clicks=a.eval_max_clicks, evaluate=not a.no_eval, command=list(command),
                           echo=True, replay=a.replay, freeze_bn=not a.train_bn, anchor=a.anchor)
-    except (FinetuneError, DataError, ProjectError, WeightsError) as e:
+    except (FinetuneError, DataError, WeightsError) as e:
         print(f"finetune: error: {e}", file=sys.stderr)
         return 2
     print(format_table(report))

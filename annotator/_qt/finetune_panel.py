@@ -199,7 +199,7 @@ class FinetuneProcess(QObject):
     def __init__(self, project_dir: os.PathLike, out_dir: os.PathLike, options: Dict[str, Any],
                  poll_ms: int = 500, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
-        from train.finetune import build_command
+        from annotator.finetune_job import build_command  # exports the project, then train.finetune on that
 
         self.project_dir = Path(project_dir)
         self.out_dir = Path(out_dir)
