@@ -165,45 +165,57 @@ class PolygonEdit:
         return True
 
     # ------------------------------------------------------------------------------------------ raster
-    def _raster(self, rings: list[np.ndarray], box: tuple[int, int, int, int]) -> np.ndarray:
-        """The rings (self.rings' parts and holes, points given) filled inside box (y0, y1, x0, x1): each part
-        drawn alone (outline filled, holes cut, the holes' traced border pixels kept) and the parts OR-ed, so a
-        part lying inside another's hole is not cut away."""
-        y0, y1, x0, x1 = box
-        out = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        parts: dict[int, list[tuple[bool, np.ndarray]]] = {}
-        for r, pts in zip(self.rings, rings):
-            parts.setdefault(r.part, []).append((r.hole, pts))
-        scale = float(1 << _SHIFT)
-        for part in parts.values():
-            canvas = np.zeros_like(out)
-            for hole, pts in sorted(part, key=lambda hp: hp[0]):  # the outline first, then its holes
-                fixed = np.round((_clean(pts) - (x0, y0)) * scale).astype(np.int32).reshape(-1, 1, 2)
-                cv2.fillPoly(canvas, [fixed], 0 if hole else 1, cv2.LINE_8, _SHIFT)
-                cv2.polylines(canvas, [fixed], True, 1, 1, cv2.LINE_8, _SHIFT)
-            out |= canvas
-        return out.astype(bool)
-
-    def _box(self) -> Optional[tuple[int, int, int, int]]:
-        pts = [r.points for r in self.rings] + self._original
-        if not pts:
-            return None
-        allp = np.concatenate(pts)
+    def _part_box(self, rings: list[np.ndarray]) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) half-open, a pixel of margin round the rings, clipped to the image."""
+        allp = np.concatenate(rings)
         x0, y0 = np.floor(allp.min(0)).astype(int) - 1
         x1, y1 = np.ceil(allp.max(0)).astype(int) + 2
-        return max(0, y0), min(self.height, y1), max(0, x0), min(self.width, x1)
+        return max(0, int(y0)), min(self.height, int(y1)), max(0, int(x0)), min(self.width, int(x1))
+
+    def _raster(self, parts: dict[int, list[tuple[bool, np.ndarray]]], box: tuple[int, int, int, int]
+                ) -> np.ndarray:
+        """The parts ({part: [(hole, points), ...]}) filled inside box (y0, y1, x0, x1): each part drawn alone
+        in its own box (outline filled, holes cut, the holes' traced border pixels kept) and the parts OR-ed,
+        so a part lying inside another's hole is not cut away."""
+        y0, y1, x0, x1 = box
+        out = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        scale = float(1 << _SHIFT)
+        for rings in parts.values():
+            py0, py1, px0, px1 = self._part_box([pts for _, pts in rings])
+            py0, py1, px0, px1 = max(py0, y0), min(py1, y1), max(px0, x0), min(px1, x1)
+            if py0 >= py1 or px0 >= px1:
+                continue
+            canvas = np.zeros((py1 - py0, px1 - px0), np.uint8)
+            for hole, pts in sorted(rings, key=lambda hp: hp[0]):  # the outline first, then its holes
+                fixed = np.round((_clean(pts) - (px0, py0)) * scale).astype(np.int32).reshape(-1, 1, 2)
+                cv2.fillPoly(canvas, [fixed], 0 if hole else 1, cv2.LINE_8, _SHIFT)
+                cv2.polylines(canvas, [fixed], True, 1, 1, cv2.LINE_8, _SHIFT)
+            out[py0 - y0:py1 - y0, px0 - x0:px1 - x0] |= canvas
+        return out.astype(bool)
 
     def to_mask(self) -> np.ndarray:
         """HxW bool: the original mask where the edited rings rasterise as the unedited ones did, the edited
         rings' raster elsewhere (exactly the original when nothing was edited)."""
         out = self.mask.copy()
-        box = self._box()
-        if box is None or not self.changed:
+        edited = {r.part for r, o in zip(self.rings, self._original)
+                  if not np.array_equal(_clean(r.points), _clean(o))}
+        if not edited:
             return out
-        base = self._raster(self._original, box)
-        new = self._raster([r.points for r in self.rings], box)
-        y0, y1, x0, x1 = box
+        old: dict[int, list[tuple[bool, np.ndarray]]] = {}
+        new: dict[int, list[tuple[bool, np.ndarray]]] = {}
+        for r, o in zip(self.rings, self._original):
+            old.setdefault(r.part, []).append((r.hole, o))
+            new.setdefault(r.part, []).append((r.hole, r.points))
+        # Only pixels near an edited part can change; the parts overlapping that box are drawn, not all of
+        # them (a mask of 6,000 specks: 0.1 s instead of 3 s on a 9 MP image).
+        y0, y1, x0, x1 = self._part_box([pts for k in edited for rings in (old[k], new[k]) for _, pts in rings])
+        near = [k for k in old if any(
+            b[0] < y1 and y0 < b[1] and b[2] < x1 and x0 < b[3]
+            for b in (self._part_box([p for _, p in old[k]]), self._part_box([p for _, p in new[k]])))]
+        box = (y0, y1, x0, x1)
+        base = self._raster({k: old[k] for k in near}, box)
+        now = self._raster({k: new[k] for k in near}, box)
         sub = out[y0:y1, x0:x1]
-        diff = base != new
-        sub[diff] = new[diff]
+        diff = base != now
+        sub[diff] = now[diff]
         return out

@@ -110,3 +110,51 @@ def test_a_category_chosen_for_auto_segment_is_used_and_remembered(qtbot, projec
     from annotator.auto_category import chosen_category
     assert chosen_category(again) == sky
     again.close()
+
+
+def overlay_rgb(win, x, y):
+    return tuple(int(v) for v in np.asarray(win.canvas.overlay_item.image)[y, x, :3])
+
+
+def test_segment_colours_keep_away_from_the_category_swatches(qtbot, project):  # noqa: F811
+    from annotator.segment_colors import MIN_DISTANCE, color_distance
+
+    win = make_window(qtbot, project)
+    for name in ("person", "car", "tree", "sky"):
+        win.add_category(name)
+    swatches = [c.color for c in project.categories]
+    for x in (15, 45, 75, 105):                                 # four segments, ids 1-4
+        click(qtbot, win, x, 50)
+        wait_proposal(qtbot, win)
+        qtbot.keyClick(win, Qt.Key_Return)
+    entry = project.images[0]
+    assert len(entry.segments) == 4
+    qtbot.waitUntil(lambda: all(overlay_rgb(win, x, 50) != (0, 0, 0) for x in (15, 45, 75, 105)))
+    drawn = [overlay_rgb(win, x, 50) for x in (15, 45, 75, 105)]
+    assert len(set(drawn)) == 4                                 # told apart
+    qtbot.waitUntil(lambda: win.segments_panel.list.count() == 4)
+    for col in drawn:                                           # none drawn in a category's swatch colour
+        assert min(color_distance(col, s) for s in swatches) >= MIN_DISTANCE, (col, swatches)
+    # stable: a redraw (K twice) and a reopen give the same colours
+    qtbot.keyClick(win, Qt.Key_K)
+    qtbot.keyClick(win, Qt.Key_K)
+    assert [overlay_rgb(win, x, 50) for x in (15, 45, 75, 105)] == drawn
+
+
+def test_dropping_an_overview_proposal_keeps_the_others_colours(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))   # 4 vertical strips of 32 px
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    qtbot.keyClick(win, Qt.Key_V)
+    assert win.overview
+
+    def colours():
+        img = np.asarray(win.canvas.proposal_item.image)
+        return [tuple(int(v) for v in img[50, x, :3]) for x in (16, 48, 80, 112)]
+
+    before = colours()
+    assert len(set(before)) == 4
+    click(qtbot, win, 48, 50)                                   # drop the second strip
+    after = colours()
+    assert after[1] == (0, 0, 0)
+    assert [after[k] for k in (0, 2, 3)] == [before[k] for k in (0, 2, 3)]

@@ -16,6 +16,8 @@ from PyQt5.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QPainterPath, QPen
 from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem
 
+from annotator.segment_colors import segment_color as _segment_color
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 TOOLS = ("click", "brush", "erase", "roi")
@@ -127,22 +129,25 @@ def _cosmetic_pen(color: QColor, width: int) -> QPen:
     return pen
 
 
-def segment_color(segment_id: int) -> Tuple[int, int, int]:
-    """A distinct, stable colour per segment id: hues spaced by the golden angle, so neighbours (consecutive
-    ids) differ strongly and a segment keeps its colour across redraws and sessions."""
-    hue = (segment_id * 0.61803398875) % 1.0
-    sat = 0.55 + 0.35 * ((segment_id * 0.37) % 1.0)
-    hsv = np.uint8([[[int(hue * 179), int(sat * 255), 235]]])
-    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
-    return int(r), int(g), int(b)
+@functools.lru_cache(maxsize=65536)
+def _segment_color_cached(segment_id: int, avoid: tuple) -> Tuple[int, int, int]:
+    return _segment_color(segment_id, avoid)
 
 
-def compose_proposals(masks: Sequence[np.ndarray], shape: Tuple[int, int], alpha: int = 110) -> np.ndarray:
-    """RGBA of many proposals at once (the overview): each in its own colour, outlined, so a wrong one can be
-    spotted and clicked away."""
+def segment_color(segment_id: int, avoid: Sequence[Sequence[int]] = ()) -> Tuple[int, int, int]:
+    """A distinct, stable colour per segment id (hues spaced by the golden angle, so consecutive ids differ
+    strongly) that keeps away from the colours in ``avoid`` (the category swatches); see
+    annotator.segment_colors."""
+    return _segment_color_cached(int(segment_id), tuple(tuple(int(v) for v in c[:3]) for c in avoid))
+
+
+def compose_proposals(masks: Sequence[np.ndarray], shape: Tuple[int, int], alpha: int = 110,
+                      colors: Optional[Sequence[Tuple[int, int, int]]] = None) -> np.ndarray:
+    """RGBA of many proposals at once (the overview): each in its own colour (``colors[k]`` if given),
+    outlined, so a wrong one can be spotted and clicked away."""
     rgba = np.zeros(shape + (4,), np.uint8)
     for k, m in enumerate(masks, 1):
-        col = segment_color(k * 7 + 3)
+        col = colors[k - 1] if colors is not None else segment_color(k * 7 + 3)
         rgba[m] = (*col, alpha)
         cv2.drawContours(rgba, outline_contours(m), -1, (*col, 255), 1)
     return rgba

@@ -9,7 +9,9 @@ import numpy as np
 
 from annotator.document import ReadOnlyProjectError
 
-from .canvas import compose_proposal, compose_proposals
+from annotator.segment_colors import mask_key
+
+from .canvas import compose_proposal, compose_proposals, segment_color
 
 BULK_FILL = (255, 120, 255)  # auto-segment proposals under review
 
@@ -251,6 +253,7 @@ class EditingMixin:
                         "Finish the proposal being built first (Enter or Esc).")
             return
         self.overview = True
+        self._overview_colors = {}  # mask key -> colour, kept while proposals are dropped
         self._show_overview()
 
     def _show_overview(self) -> None:
@@ -260,7 +263,16 @@ class EditingMixin:
             self.canvas.set_proposal(None, [])
             self.status("No proposals left on this image.")
         else:
-            self.canvas.set_proposal(compose_proposals(queue, self.image.shape[:2]), [])
+            # Each proposal keeps its colour while others are dropped: colours follow the mask, not its place.
+            colors = getattr(self, "_overview_colors", None)
+            if colors is None:
+                colors = self._overview_colors = {}
+            keys = [mask_key(m) for m in queue]
+            for key in keys:
+                if key not in colors:
+                    colors[key] = segment_color(len(colors) * 7 + 3)
+            self.canvas.set_proposal(compose_proposals(queue, self.image.shape[:2],
+                                                       colors=[colors[k] for k in keys]), [])
             self.status(f"{len(queue)} proposals: click a wrong one to drop it; Enter accepts all the rest; "
                         "V or Esc reviews them one by one.")
         self._update_tool_panel()

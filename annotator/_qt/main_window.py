@@ -761,7 +761,9 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
 
     def _update_tool_panel(self) -> None:
         queued = len(self.bulk.get(self.index, []))
-        if self.overview:
+        if self.polygon_edit is not None:
+            text = self.polygon_hint()
+        elif self.overview:
             text = (f"Overview: {queued} auto-segment proposals. Click a wrong one to drop it; Enter accepts all "
                     "the rest; V or Esc reviews them one by one.")
         elif self.proposal is not None and not self.proposal.any():
@@ -780,7 +782,8 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         elif self.pending is not None:
             text = "Predicting…"
         elif self.selected:
-            text = f"Selected segment(s) {', '.join(map(str, self.selected))}: M merge, Del delete, 1-9 set category, B/E paint."
+            text = (f"Selected segment(s) {', '.join(map(str, self.selected))}: M merge, Del delete, P outline, "
+                    "1-9 set category, B/E paint.")
         else:
             text = "Left click the image to segment (right click / Shift+click = negative)."
         auto = self.overview or (self.proposal is not None and self.proposal_from_bulk and not self.clicks)

@@ -195,15 +195,21 @@ class PolygonEditorMixin:
         edit = self.polygon_edit
         if edit is None:
             return
-        self.status(f"Outline of segment {self.polygon_segment}: {edit.vertex_count} vertices. Drag a vertex; "
-                    "drag or click an edge to add one; right click or Delete removes one; Ctrl+Z undoes; "
-                    "Enter accepts, Esc cancels.")
+        self.status(f"Outline of segment {self.polygon_segment}: {edit.vertex_count} vertices. Enter accepts, "
+                    "Esc cancels.")
+        self._update_tool_panel()
+
+    def polygon_hint(self) -> str:
+        """The tool panel's text while the outline editor is open."""
+        return (f"Outline of segment {self.polygon_segment}: drag vertices; click an edge to add one; right "
+                "click / Del removes one. Enter accepts, Esc cancels.")
 
     def _close_polygon_editor(self) -> None:
         if self.polygon_item is not None:
             self.canvas.view.removeItem(self.polygon_item)
         self.polygon_edit = self.polygon_segment = self.polygon_item = None
         self.canvas.selection_item.show()
+        self._update_tool_panel()
 
     def cancel_polygon_edit(self, quiet: bool = False) -> None:
         """Esc: close the editor, the segment as it was."""
