@@ -99,12 +99,12 @@ def keep_result(run_dir: PathLike, project_dir: PathLike) -> Path:
                 shutil.copy2(run_dir / name, part / name)
         if not (part / "weights.safetensors").is_file():
             raise FileNotFoundError(f"{run_dir / 'weights.safetensors'}: the run wrote no weights")
-        old, new = os.path.abspath(run_dir / "weights.safetensors"), os.path.abspath(dest / "weights.safetensors")
+        new = os.path.abspath(dest / "weights.safetensors")
         for name in ("report.json", "provenance.json"):
             path = part / name
             if path.is_file():
                 data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("weights") == old:
+                if "weights" in data:  # the run's own copy, which discard() removes
                     data["weights"] = new
                 if "out" in data:
                     data["out"] = os.path.abspath(dest)
