@@ -525,7 +525,8 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
             self.canvas.set_overlay(None)
             return
         cat_color = {c.id: c.color for c in self.project.categories}
-        colors = {sid: (segment_color(sid) if self.color_by == "segment" else
+        swatches = [c.color for c in self.project.categories]  # a segment colour never reads as a category
+        colors = {sid: (segment_color(sid, swatches) if self.color_by == "segment" else
                         cat_color.get(s.category_id, (200, 200, 200)))
                   for sid, s in entry.segments.items()}
         self.hidden &= set(entry.segments)
