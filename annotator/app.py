@@ -65,6 +65,10 @@ def main(
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    problem = missing_xcb_libraries()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
@@ -118,6 +122,46 @@ def missing_display(environ: Optional[dict] = None) -> Optional[str]:
             "                                   python main.py auto IMAGES_DIR --out OUT_DIR\n"
             "  - for a screenshot without any display: QT_QPA_PLATFORM=offscreen python main.py IMAGE "
             "--screenshot out.png")
+
+
+# The X client libraries PyQt5's xcb platform plugin loads; README.md ("A fresh Debian / Ubuntu") gives the same
+# line (tests/test_gui_layout.py checks that they agree).
+XCB_APT_LINE = ("sudo apt-get install -y libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 "
+                "libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-xfixes0 libgl1 libegl1 "
+                "libfontconfig1 libdbus-1-3")
+
+
+def _load_library(path: str) -> None:
+    """dlopen ``path`` and everything it links to; OSError names the first library that is missing."""
+    import ctypes
+
+    ctypes.CDLL(path)
+
+
+def missing_xcb_libraries(environ: Optional[dict] = None) -> Optional[str]:
+    """Why Qt's X11 platform plugin (xcb) cannot load here, or None. Without this check a machine lacking the X
+    client libraries (a fresh Debian: libxcb-icccm4, libxcb-keysyms1, libxcb-xinerama0 missing) gets Qt's raw
+    "could not load the Qt platform plugin xcb" and an abort (exit 134), which does not name the packages. The
+    plugin is loaded with ctypes, as Qt would load it, before any QApplication exists."""
+    env = os.environ if environ is None else environ
+    if sys.platform != "linux" or env.get("QT_QPA_PLATFORM", "xcb").split(":")[0] != "xcb":
+        return None
+    try:
+        from PyQt5.QtCore import QLibraryInfo
+    except ImportError:
+        return None
+    plugin = os.path.join(QLibraryInfo.location(QLibraryInfo.PluginsPath), "platforms", "libqxcb.so")
+    if not os.path.exists(plugin):
+        return None  # another Qt layout: Qt's own message is all there is
+    try:
+        _load_library(plugin)
+    except OSError as exc:
+        return ("error: the annotator window cannot open: Qt's X11 platform plugin (xcb) needs X client libraries "
+                f"that are not installed ({exc}).\n"
+                "  Install them with the line from README.md (\"A fresh Debian / Ubuntu\"):\n"
+                f"    {XCB_APT_LINE}\n"
+                "  or, without a window, use the headless commands:  python main.py segment IMAGE --out overlay.png")
+    return None
 
 
 def _install_excepthook(win) -> None:
