@@ -50,7 +50,7 @@ def test_training_lowers_the_loss_on_a_fixed_set(tmp_path: Path, monkeypatch: py
     class FixedExamples(IterableDataset):
         """The same 4 examples, drawn from the configured sources by the real sampler, over and over."""
 
-        def __init__(self, sources, cfg, seed):
+        def __init__(self, sources, cfg, seed, start_step=0):
             self.examples = trainer.fixed_examples([(r, full) for r, _, full in sources], cfg, 4, seed=7)
             assert len(self.examples) == 4
 
@@ -250,7 +250,7 @@ def test_replay_sources_are_trained_on_and_bad_ones_are_refused(tmp_path: Path,
     real = trainer.MixedExamples
 
     class Recording(real):
-        def __init__(self, sources, cfg, seed):
+        def __init__(self, sources, cfg, seed, start_step=0):
             seen["sizes"] = [len(r) for r, _, _ in sources]
             super().__init__(sources, cfg, seed)
 
@@ -419,7 +419,7 @@ def test_simulated_refinement_round_feeds_the_mask_back_without_a_click() -> Non
 
 
 def test_training_with_a_loader_worker_starts(tmp_path: Path) -> None:
-    """Session 15: with --workers 1 the trainer hung before its first step. Building the validation examples
+    """With --workers 1 the trainer hung before its first step. Building the validation examples
     (photos, copy-paste scenes) had run OpenCV's thread pool in the parent, and the forked worker's
     cv2.setNumThreads waited forever on that pool's lock. A child process with a time limit, so a hang fails the
     test instead of stalling the suite."""

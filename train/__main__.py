@@ -2,7 +2,8 @@
 
 `python -m train finetune ...` is the fine-tuning command (train.finetune); `python -m train average ...` averages
 snapshots of a run into one weights file (train.average); `python -m train pack ...` copies training folders
-shrunk for a lent accelerator (train.pack)."""
+shrunk for a lent accelerator (train.pack); `python -m train continue` is the training run that resumes itself
+(train.continuous)."""
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "average":
         from .average import main as average_main
         return average_main(argv[1:])
+    if argv and argv[0] == "continue":
+        from .continuous import main as continue_main
+        return continue_main(argv[1:])
     if argv and argv[0] == "pack":
         from .pack import main as pack_main
         return pack_main(argv[1:])

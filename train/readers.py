@@ -303,3 +303,75 @@ class SemanticLabelReader:
                     segments.append(m)
                     cats.append(int(c))
         return Sample(image, segments, ignore, name, cats)
+
+
+class BsdsReader:
+    """BSDS500 layout: `root/images/<id>.jpg` with `root/segs/<id>_<k>.png`, one 16-bit label map per person who
+    segmented the image (5 or more), one label per region, every pixel labelled.
+
+    One item per (image, person): `names` are `<id>_<k>`, `image_ids[i]` the image of item i, so a split by
+    image keeps every person's segmentation of a held-out image out. Each region of a label map is one segment;
+    regions smaller than `min_area` pixels are ignored (slivers no person would click). `ids` limits the reader to
+    those images; `human_segmentations(id)` gives all label maps of one image (the whole-image measures compare
+    against all of them)."""
+
+    def __init__(self, root: str | Path, ids: list[str] | None = None, min_area: int = 64):
+        self.root = Path(root)
+        self.min_area = min_area
+        images = {p.stem: p for p in _image_files(self.root / "images")}
+        segs_dir = self.root / "segs"
+        if not segs_dir.is_dir():
+            raise DataError(f"{segs_dir}: folder not found")
+        by_image: dict[str, list[tuple[int, Path]]] = {}
+        for p in segs_dir.glob("*.png"):
+            stem, _, k = p.stem.rpartition("_")
+            if stem in images and k.isdigit():
+                by_image.setdefault(stem, []).append((int(k), p))
+        wanted = set(ids) if ids is not None else None
+        self._images = images
+        self._segs = {i: [p for _, p in sorted(v)] for i, v in by_image.items() if wanted is None or i in wanted}
+        self.ids = sorted(self._segs)
+        self.names: list[str] = []
+        self.image_ids: list[str] = []
+        self._items: list[Path] = []
+        for i in self.ids:
+            for p in self._segs[i]:
+                self.names.append(p.stem)
+                self.image_ids.append(i)
+                self._items.append(p)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def split_key(self, i: int) -> str:
+        """The name a validation split holds out: the image, not the person."""
+        return self.image_ids[i]
+
+    def _read_label(self, path: Path, image: np.ndarray) -> np.ndarray:
+        label = read_label_png(path)
+        if label.ndim != 2:
+            raise DataError(f"{path}: not a single-channel label map")
+        _check_same_size(image, label, path)
+        return label
+
+    def human_segmentations(self, image_id: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(RGB image, [label map of each person]) of one image."""
+        if image_id not in self._segs:
+            raise DataError(f"{self.root}: no image {image_id!r} with human segmentations")
+        image = read_image_rgb(self._images[image_id])
+        return image, [self._read_label(p, image) for p in self._segs[image_id]]
+
+    def __getitem__(self, i: int) -> Sample:
+        image = read_image_rgb(self._images[self.image_ids[i]])
+        label = self._read_label(self._items[i], image)
+        values, inverse, counts = np.unique(label, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(label.shape)
+        ignore = np.zeros(label.shape, bool)
+        segments = []
+        for k in range(len(values)):
+            m = inverse == k
+            if counts[k] < self.min_area:
+                ignore |= m
+            else:
+                segments.append(m)
+        return Sample(image, segments, ignore, self.names[i])

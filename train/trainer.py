@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-import zlib
+import signal
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from model.net import PointerSegNet
 from model.weights import load_into, save_weights
 
 from .sampling import SamplingConfig, make_example, next_click
+from .splits import held_out_names, in_hash_split
 
 
 @dataclass
@@ -32,8 +33,8 @@ class TrainConfig:
     out: str = "runs/default"
     steps: int = 2000
     batch_size: int = 8
-    crop: int = 448                  # side of the square training crops, the net's click resolution: 384 beat 256 (session 10)
-                                     # and 448 beat 384 (session 11) at equal wall-clock (model card)
+    crop: int = 448                  # side of the square training crops, the net's click resolution: 384 beat 256
+                                     # and 448 beat 384 at equal wall-clock (docs/training.md)
     lr: float = 3e-4
     weight_decay: float = 1e-4
     warmup: int = 100
@@ -87,11 +88,35 @@ class TrainConfig:
     # known in advance: the cosine decay then runs on the share of the budget used instead of the share of `steps`,
     # and training ends when the budget is spent (or at `steps`, whichever comes first), annealed either way.
     max_minutes: float = 0.0
+    # "cosine" decays to 0 over `steps` (or `max_minutes`); "constant" keeps `lr` after the warm-up, for a run
+    # that keeps going across many legs (train.continuous) and is judged by its validation curve.
+    schedule: str = "cosine"
+    # Hold out the fixed validation split (train/val_split.json, train.splits) instead of the hash split: no name
+    # in it is trained on, and the in-run validation IoU is measured on it.
+    exclude_val: bool = False
+    # A checkpoint every this many minutes of training as well as every `ckpt_every` steps (0 = steps only).
+    ckpt_minutes: float = 0.0
+    # End this call after this many minutes (0 = no limit) with a checkpoint, leaving the schedule as it is: one
+    # leg of a longer run that the next call resumes.
+    leg_minutes: float = 0.0
 
 
-def _is_val(name: str, fraction: float) -> bool:
-    """Stable split by name, so resume and later runs hold out the same files."""
-    return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
+_is_val = in_hash_split  # the name other modules import
+
+
+def _split_key(reader, i: int, names: list[str]) -> str:
+    """The name a split decides on: the image for readers with several items per image (BSDS's people)."""
+    key = getattr(reader, "split_key", None)
+    return key(i) if key is not None else names[i]
+
+
+def _held_out(reader, exclude: set[str] | None, fraction: float) -> list[bool]:
+    """Per item of `reader`: held out for validation (in `exclude`, the fixed split, when given; else by hash)."""
+    names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
+    keys = [_split_key(reader, i, names) for i in range(len(names))]
+    if exclude is not None:
+        return [k in exclude or n in exclude for k, n in zip(keys, names)]
+    return [_is_val(k, fraction) for k in keys]
 
 
 class _Subset:
@@ -107,7 +132,8 @@ class _Subset:
 
 def open_source(spec: str):
     """`kind:path[:weight]` -> (reader, weight, fully_labelled). kinds: masks (images/ + masks/ folder),
-    semantic (images/ + labels/ class maps), coco (COCO panoptic JSON), synthetic (path = number of scenes)."""
+    semantic (images/ + labels/ class maps), coco (COCO panoptic JSON), bsds (images/ + segs/<id>_<k>.png, one
+    item per person's segmentation), synthetic (path = number of scenes)."""
     parts = spec.split(":")
     kind, path = parts[0], parts[1] if len(parts) > 1 else ""
     weight = float(parts[2]) if len(parts) > 2 else 1.0
@@ -120,13 +146,16 @@ def open_source(spec: str):
     if kind == "coco":
         from .coco_panoptic import CocoPanopticReader
         return CocoPanopticReader(path), weight, True
+    if kind == "bsds":
+        from .readers import BsdsReader
+        return BsdsReader(path), weight, True
     if kind == "synthetic":
         from .synthetic import SyntheticScenes
         return SyntheticScenes(int(path or 2000), seed=12345), weight, True
-    raise ValueError(f"unknown data source kind {kind!r} in {spec!r} (masks, semantic, coco, synthetic)")
+    raise ValueError(f"unknown data source kind {kind!r} in {spec!r} (masks, semantic, coco, bsds, synthetic)")
 
 
-def _open_copy_paste(spec: str, val_fraction: float):
+def _open_copy_paste(spec: str, val_fraction: float, exclude: set[str] | None = None):
     """`copypaste:SRC+SRC...[:weight[:n]]`, each SRC a `masks` folder (or `semantic=PATH`): objects cut from the
     training split of the `masks` sources (one whole object per photo), pasted onto training-split photos of all
     of them (a semantic source's regions are stuff and fragments: backgrounds only) (train.copy_paste)."""
@@ -138,27 +167,30 @@ def _open_copy_paste(spec: str, val_fraction: float):
     for src in parts[1].split("+"):
         kind, _, path = src.rpartition("=")
         reader, _, _ = open_source(f"{kind or 'masks'}:{path}")
-        names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
-        subset = _Subset(reader, [i for i, nm in enumerate(names) if not _is_val(nm, val_fraction)])
+        subset = _Subset(reader, [i for i, v in enumerate(_held_out(reader, exclude, val_fraction)) if not v])
         backgrounds.append(subset)
-        if kind in ("", "masks"):
+        if kind in ("", "masks"):  # one whole object per photo
             objects.append(subset)
     return CopyPasteScenes(objects, backgrounds, n=n, seed=4321), weight, False
 
 
-def split_sources(specs: list[str], val_fraction: float):
-    """[(train_subset, weight, fully_labelled)], [(val_subset, fully_labelled)]"""
+def split_sources(specs: list[str], val_fraction: float, exclude: set[str] | None = None):
+    """[(train_subset, weight, fully_labelled)], [(val_subset, fully_labelled)]. `exclude`: the names held out
+    (the fixed validation split) instead of the hash split by `val_fraction`."""
     train, val = [], []
     for spec in specs:
         if spec.startswith("copypaste:"):
             # Built from the training split of its sources only; validated on through those sources.
-            reader, weight, full = _open_copy_paste(spec, val_fraction)
+            reader, weight, full = _open_copy_paste(spec, val_fraction, exclude)
             train.append((reader, weight, full))
             continue
         reader, weight, full = open_source(spec)
-        names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
-        tr = [i for i, n in enumerate(names) if not _is_val(n, val_fraction)]
-        va = [i for i, n in enumerate(names) if _is_val(n, val_fraction)]
+        if spec.startswith("synthetic:"):  # generated scenes: nothing to hold out by name
+            held = [exclude is None and _is_val(str(i), val_fraction) for i in range(len(reader))]
+        else:
+            held = _held_out(reader, exclude, val_fraction)
+        tr = [i for i, v in enumerate(held) if not v]
+        va = [i for i, v in enumerate(held) if v]
         train.append((_Subset(reader, tr), weight, full))
         if va:
             val.append((_Subset(reader, va), full))
@@ -177,14 +209,16 @@ def set_train_mode(net: torch.nn.Module, freeze_bn: bool = False) -> None:
 class MixedExamples(IterableDataset):
     """Endless training examples drawn from the sources in proportion to their weights."""
 
-    def __init__(self, sources, cfg: SamplingConfig, seed: int):
-        self.sources, self.cfg, self.seed = sources, cfg, seed
+    def __init__(self, sources, cfg: SamplingConfig, seed: int, start_step: int = 0):
+        # The stream is fixed by (seed, rank, worker, start step): a run resumed at step N draws the same examples
+        # whenever it is resumed there, and a new leg never repeats an earlier leg's stream.
+        self.sources, self.cfg, self.seed, self.start_step = sources, cfg, seed, start_step
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         worker = info.id if info else 0
-        rng = np.random.default_rng([self.seed, rank, worker, int(time.time())])
+        rng = np.random.default_rng([self.seed, rank, worker, self.start_step])
         weights = np.array([w for _, w, _ in self.sources], float)
         weights /= weights.sum()
         while True:
@@ -199,7 +233,7 @@ class MixedExamples(IterableDataset):
 def _loader_worker_init(_: int) -> None:
     # Each loader worker is one process on one core. OpenCV's thread count is set to 1 in the parent before the
     # workers fork (see train()): calling cv2.setNumThreads in a forked child whose parent had started OpenCV's
-    # thread pool waits forever on the pool's lock (session 15: the trainer hung before its first step).
+    # thread pool waits forever on the pool's lock (the trainer hung before its first step).
     torch.set_num_threads(1)
 
 
@@ -330,6 +364,8 @@ def simulate_corrections(net, batch: dict, rounds: int, freeze_bn: bool = False,
 def _lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        return cfg.lr
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     if cfg.max_minutes > 0:
         t = max(t, elapsed_s / (60.0 * cfg.max_minutes))
@@ -354,6 +390,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         raise ValueError("--boundary-weight applies to the BCE pixel loss only")
     if cfg.max_minutes < 0:
         raise ValueError(f"--max-minutes must be >= 0, got {cfg.max_minutes!r}")
+    if cfg.schedule not in ("cosine", "constant"):
+        raise ValueError(f"unknown --schedule {cfg.schedule!r}: use 'cosine' or 'constant'")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -393,10 +431,11 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         raise ValueError(f"need 0 < --scale-min <= --scale-max, got {cfg.scale_min!r}, {cfg.scale_max!r}")
     scfg = SamplingConfig(size=cfg.crop, p_sweep=cfg.sweep, scale_range=(cfg.scale_min, cfg.scale_max),
                           rotate_deg=cfg.rotate_deg, p_grey=cfg.p_grey, p_blur=cfg.p_blur)
-    train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction)
+    exclude = held_out_names() if cfg.exclude_val else None
+    train_sources, val_sources = split_sources(cfg.sources, cfg.val_fraction, exclude)
     # Replayed data keeps out the files a base run with the default split held out, so the base's validation
     # images stay unseen (they measure forgetting).
-    train_sources += split_sources(cfg.replay, TrainConfig.val_fraction)[0]
+    train_sources += split_sources(cfg.replay, TrainConfig.val_fraction, exclude)[0]
     # Validation examples stay the same whatever the training mix, so runs compare.
     val_set = fixed_examples(val_sources, SamplingConfig(size=cfg.crop), cfg.val_examples) if rank == 0 else []
     cv2_threads = cv2.getNumThreads()
@@ -405,18 +444,20 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         # one OpenCV thread per worker process, so many workers on a lent accelerator's host do not oversubscribe
         # its cores (see _loader_worker_init for why not in the worker).
         cv2.setNumThreads(1)
-    loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed), batch_size=cfg.batch_size,
+    loader = DataLoader(MixedExamples(train_sources, scfg, cfg.seed, start), batch_size=cfg.batch_size,
                         num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0,
                         worker_init_fn=_loader_worker_init if cfg.workers > 0 else None,
                         prefetch_factor=4 if cfg.workers > 0 else None)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log_path = out / "log.csv"
-    new_log = not log_path.is_file() or start == 0
+    # An empty log is a run killed before its first flush: it starts over with its header.
+    new_log = not log_path.is_file() or start == 0 or log_path.stat().st_size == 0
     log_file = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
     writer = csv.writer(log_file) if log_file else None
     if writer and new_log:
         writer.writerow(["step", "loss", "train_iou", "val_iou", "lr", "seconds"])
+        log_file.flush()  # a SIGKILL before the first logged step must not leave a log without its header
     use_amp = device.type == "cuda"
     bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, desc="train", dynamic_ncols=True)
     t0 = time.time()
@@ -443,13 +484,32 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     sim_rng = np.random.default_rng([cfg.seed, rank, start])
 
     def checkpoint() -> None:
-        _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed()},
-                           ckpt_path)
+        nonlocal last_ckpt
+        # The sampler's state is its seed and the step its stream started at (MixedExamples): a resume at `step`
+        # starts the stream for that step, so no state of the loader worker process has to be saved.
+        _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed(),
+                            "sampler": {"seed": cfg.seed, "stream_start": step}}, ckpt_path)
+        last_ckpt = time.time()
+
+    last_ckpt = time.time()
+    leg_end = t0 + 60.0 * cfg.leg_minutes if cfg.leg_minutes > 0 else None
+    terminated = []
+    previous_handlers = {}
+    if rank == 0:
+        # SIGTERM (a scheduler's stop, `kill`) and SIGINT (Ctrl+C): finish the step, checkpoint, leave cleanly.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous_handlers[sig] = signal.signal(sig, lambda *_: terminated.append(True))
+            except ValueError:  # not the main thread: no handler, the caller stops the run its own way
+                break
 
     while step < cfg.steps:
         now = shared_elapsed()
         if budget_s and now >= budget_s:
             out_of_time = True
+            break
+        if terminated or (leg_end is not None and time.time() >= leg_end):
+            stopped = True
             break
         batch = _batch_to(next(it), device)
         if cfg.iterative > 0 and sim_rng.random() < cfg.iterative:
@@ -487,7 +547,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
                 log_file.flush()
                 bar.set_postfix(loss=f"{np.mean(losses):.3f}", iou=f"{np.mean(ious):.3f}", val=f"{last_val:.3f}")
                 losses, ious = [], []
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if (step % cfg.ckpt_every == 0 or step == cfg.steps
+                    or (cfg.ckpt_minutes > 0 and time.time() - last_ckpt >= 60.0 * cfg.ckpt_minutes)):
                 checkpoint()
             if cfg.keep_every and step % cfg.keep_every == 0:
                 (out / "snapshots").mkdir(exist_ok=True)
@@ -502,8 +563,10 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         writer.writerow([step, f"{np.mean(losses):.4f}" if losses else "nan",
                          f"{np.mean(ious):.4f}" if ious else "nan", f"{last_val:.4f}", f"{lr:.2e}",
                          f"{time.time() - t0:.1f}"])
+    for sig, handler in previous_handlers.items():
+        signal.signal(sig, handler)
     summary = {"steps": step, "val_iou": last_val, "seconds": time.time() - t0, "stopped": stopped,
-               "out_of_time": out_of_time}
+               "out_of_time": out_of_time, "terminated": bool(terminated), "loss": float(np.mean(losses)) if losses else None}
     if rank == 0:
         if stopped or out_of_time:
             checkpoint()

@@ -1,0 +1,177 @@
+"""The run that keeps going (`python -m train continue`) and the fixed validation split it is judged on."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from train.continuous import recipe
+from train.readers import BsdsReader
+from train.splits import BSDS_VAL, SALIENT_VAL, held_out_names, load_val_split
+from train.trainer import split_sources
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write_objects(folder: Path, names: list[str], size: int = 48) -> None:
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        cv2.circle(mask, (size // 2, size // 2), 8 + k % 5, 255, -1)
+        image[mask > 0] = (200, 40, 40)
+        cv2.imwrite(str(folder / "images" / f"{name}.jpg"), image)
+        cv2.imwrite(str(folder / "masks" / f"{name}.png"), mask)
+
+
+def _write_bsds(folder: Path, ids: list[str], people: int = 2, size: tuple[int, int] = (40, 30)) -> None:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "segs").mkdir(parents=True, exist_ok=True)
+    w, h = size
+    for image_id in ids:
+        cv2.imwrite(str(folder / "images" / f"{image_id}.jpg"), np.full((h, w, 3), 128, np.uint8))
+        for k in range(people):
+            label = np.ones((h, w), np.uint16)
+            label[:, w // 2 + k:] = 2 + 300 * k  # 16-bit labels, a different cut per person
+            cv2.imwrite(str(folder / "segs" / f"{image_id}_{k}.png"), label)
+
+
+def _names(subset) -> list[str]:
+    return [subset.reader.names[i] for i in subset.indices]
+
+
+def test_the_validation_split_is_fixed_and_large_enough() -> None:
+    split = load_val_split()
+    photos = len(split["coco_mval_train"]) + len(split["salient"])
+    assert photos >= 400 and len(split["salient"]) == SALIENT_VAL
+    assert len(split["bsds"]) == BSDS_VAL == 40
+    assert all(len(set(v)) == len(v) for v in split.values())
+
+
+def test_no_validation_name_is_in_any_training_list_of_the_recipe(tmp_path: Path) -> None:
+    """Data named like the real split (some names in it, some not): the recipe's training lists, the copy-paste
+    objects and backgrounds included, hold none of the validation names, and every other name is trained on."""
+    split = load_val_split()
+    coco_val, salient_val, bsds_val = split["coco_mval_train"][:2], split["salient"][:3], split["bsds"][:2]
+    _write_objects(tmp_path / "coco_mval_train", coco_val + ["cat1_000001", "dog2_000002"])
+    _write_objects(tmp_path / "salient", salient_val + ["ecssd_train_a", "pascals_train_b"])
+    _write_bsds(tmp_path / "bsds", bsds_val + ["900001", "900002"])
+    camvid = tmp_path / "camvid" / "train"
+    (camvid / "images").mkdir(parents=True)
+    (camvid / "labels").mkdir(parents=True)
+    cv2.imwrite(str(camvid / "images" / "scene.jpg"), np.zeros((30, 40, 3), np.uint8))
+    cv2.imwrite(str(camvid / "labels" / "scene.png"), np.zeros((30, 40), np.uint8))
+    cfg = recipe(tmp_path, tmp_path / "run")
+    train, val = split_sources(cfg.sources, cfg.val_fraction, held_out_names())
+    held = held_out_names()
+    trained: list[str] = []
+    for subset, _, _ in train:
+        if hasattr(subset, "objects"):  # copy-paste scenes: their objects and backgrounds
+            for part in list(subset.objects) + list(subset.backgrounds):
+                trained += _names(part)
+        elif hasattr(subset, "reader"):
+            trained += _names(subset)
+            if isinstance(subset.reader, BsdsReader):
+                trained += [subset.reader.image_ids[i] for i in subset.indices]
+    assert not set(trained) & held
+    assert {"cat1_000001", "dog2_000002", "ecssd_train_a", "pascals_train_b", "900001", "scene"} <= set(trained)
+    validated = {n for subset, _ in val for n in _names(subset)}
+    assert set(coco_val + salient_val) <= validated
+    assert {n.rpartition("_")[0] for n in validated if n[0].isdigit()} == set(bsds_val)
+
+
+def test_bsds_reader_one_item_per_person_and_a_clear_error_for_a_bad_file(tmp_path: Path) -> None:
+    _write_bsds(tmp_path, ["1", "2"], people=3)
+    reader = BsdsReader(tmp_path)
+    assert len(reader) == 6 and reader.ids == ["1", "2"]
+    sample = reader[0]
+    assert len(sample.segments) == 2 and not sample.ignore.any()
+    image, humans = reader.human_segmentations("2")
+    assert len(humans) == 3 and humans[2].max() == 602  # 16-bit labels read as they are
+    (tmp_path / "segs" / "2_1.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="2_1.png"):
+        reader[4]
+
+
+def _run(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "train", "continue", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def test_a_killed_run_continues_from_its_last_checkpoint(tmp_path: Path) -> None:
+    _write_objects(tmp_path / "objs", [f"obj{k}" for k in range(6)])
+    run = tmp_path / "run"
+    args = ["--out", str(run), "--data", str(tmp_path), "--crop", "64", "--batch-size", "2",
+            "--sources", f"masks:{tmp_path / 'objs'}:1", "--eval-limit", "0", "--ckpt-minutes", "0.005",
+            "--threads", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = _run(args + ["--leg-minutes", "10"], env)
+    ckpt = run / "checkpoint.pt"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.is_file() and _checkpoint_step(ckpt) >= 3:
+                break
+            time.sleep(0.3)
+        assert proc.poll() is None, proc.stdout.read()
+        assert ckpt.is_file()
+    finally:
+        proc.kill()  # SIGKILL: no handler, no last checkpoint
+        proc.wait()
+    killed_at = _checkpoint_step(ckpt)
+    assert killed_at >= 3
+    second = _run(args + ["--leg-minutes", "0.05", "--once"], env)
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+    assert f"resuming from {ckpt}" in out
+    assert _checkpoint_step(ckpt) > killed_at
+    with open(run / "log.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == sorted(steps) and steps[-1] > killed_at  # the log goes on, it does not start over
+    assert (run / "curve.png").is_file() and list((run / "snapshots").glob("step_*.safetensors"))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+def test_a_stop_signal_writes_a_checkpoint_and_exits_cleanly(tmp_path: Path, stop: int) -> None:
+    _write_objects(tmp_path / "objs", [f"obj{k}" for k in range(6)])
+    run = tmp_path / "run"
+    args = ["--out", str(run), "--data", str(tmp_path), "--crop", "64", "--batch-size", "2",
+            "--sources", f"masks:{tmp_path / 'objs'}:1", "--eval-limit", "0", "--ckpt-minutes", "60",
+            "--threads", "1", "--leg-minutes", "10"]
+    proc = _run(args, dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO)))
+    log = run / "log.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (log.is_file() and log.stat().st_size > 40):
+        time.sleep(0.3)
+    proc.send_signal(stop)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert _checkpoint_step(run / "checkpoint.pt") >= 1  # written at the stop, not only every 60 minutes
+
+
+def test_measure_reports_the_validation_figures_of_the_shipped_weights(tmp_path: Path, capsys) -> None:
+    """`python -m train continue --measure` measures on the validation photos only (a name outside the split is
+    not measured) with the run's own protocol."""
+    from train.continuous import main
+
+    split = load_val_split()
+    _write_objects(tmp_path / "coco_mval_train", split["coco_mval_train"][:1] + ["cat1_000001"])
+    _write_objects(tmp_path / "salient", split["salient"][:1])
+    assert main(["--measure", "--data", str(tmp_path), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "pointer_seg.safetensors: 2 validation objects" in out and "NoC@90" in out

@@ -1,0 +1,265 @@
+"""`python -m train continue`: one training run that keeps going across many starts.
+
+Each start resumes from the newest checkpoint in the run folder (default ``~/.cache/pointer-annotator/continuous``,
+outside the work tree), or, when there is none, from the shipped weights. The run trains in legs of
+``--leg-minutes``; after each leg it keeps a weights snapshot and measures it on the fixed validation split
+(``train/val_split.json``: NoC@85/90 and IoU@1 with the real ``Segmenter``, the standard click protocol), appends a
+row to ``curve.csv`` and redraws ``curve.png`` (loss and validation NoC@90 over steps). A checkpoint (weights,
+optimiser, sampler state, step) is written every ``--ckpt-minutes`` and when the process is stopped with SIGTERM
+or Ctrl+C; after a SIGKILL the next start continues from the last checkpoint. Run it at low priority beside other
+work::
+
+    nohup nice -n 19 python -m train continue > ~/.cache/pointer-annotator/continuous.log 2>&1 &
+
+The recipe (sources and settings) is ``recipe()``: every training source in ``../shared/data`` with the validation
+split held out of each, copy-paste of their objects onto other photos, correction rounds on the net's own errors,
+a constant learning rate (the run is judged by its curve, not annealed to an end).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+DEFAULT_RUN = Path(os.environ.get("POINTER_ANNOTATOR_CACHE", Path.home() / ".cache" / "pointer-annotator")) / "continuous"
+CURVE_FIELDS = ["step", "train_hours", "val_objects", "noc85", "noc90", "iou1", "left_at_20", "weights"]
+
+
+def recipe(data_root: str | Path, out: str | Path, threads: int = 1):
+    """The TrainConfig of the continuous run over the data in `data_root`."""
+    from model.segmenter import BUNDLED_WEIGHTS
+
+    from .trainer import TrainConfig
+
+    d = Path(data_root)
+    sources = [f"masks:{d / 'coco_mval_train'}:2", f"masks:{d / 'salient'}:3", f"bsds:{d / 'bsds'}:1.5",
+               f"semantic:{d / 'camvid' / 'train'}:1", "synthetic:3000:0.5",
+               f"copypaste:{d / 'coco_mval_train'}+{d / 'salient'}+semantic={d / 'camvid' / 'train'}"
+               f"+bsds={d / 'bsds'}:2"]
+    return TrainConfig(sources=sources, out=str(out), steps=10 ** 9, batch_size=8, crop=448, lr=5e-5, warmup=30,
+                       val_every=200, val_examples=64, ckpt_every=50, ckpt_minutes=5.0, log_every=10, workers=1,
+                       init_weights=str(BUNDLED_WEIGHTS), threads=threads, freeze_bn=True, iterative=0.4,
+                       schedule="constant", exclude_val=True)
+
+
+def read_curve(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_curve(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in CURVE_FIELDS})
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def validation_objects(data_root: str | Path, limit: int | None = None) -> list:
+    """[(reader, index)] of the photo objects of the validation split, COCO-MVal first; `limit` takes an even
+    share of each source (the same objects every time)."""
+    from .readers import FolderMaskReader
+    from .splits import load_val_split
+
+    split = load_val_split()
+    out = []
+    for source in ("coco_mval_train", "salient"):
+        folder = Path(data_root) / source
+        if not folder.is_dir():
+            continue
+        reader = FolderMaskReader(folder, names=split[source])
+        n = len(reader)
+        take = range(n) if limit is None else range(0, n, max(1, n // max(1, limit // 2)))
+        out += [(reader, i) for i in take]
+    return out[:limit] if limit else out
+
+
+def measure(weights: str | Path, data_root: str | Path, limit: int | None = None, threads: int = 1,
+            max_clicks: int = 20) -> dict:
+    """NoC@85/90, IoU@1 and objects left below 90% at `max_clicks` of `weights` on the validation photos."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from . import evaluate as ev
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    segmenter, _ = ev.load_segmenter(str(weights), False, backend="torch")
+    method = ev.NetMethod(segmenter)
+    noc85, noc90, iou1, left = [], [], [], 0
+    for reader, i in validation_objects(data_root, limit):
+        sample = reader[i]
+        if not sample.segments:
+            continue
+        # Stopping at 0.9 leaves NoC@85/90, IoU@1 and "left" as they are, at a third of the clicks.
+        r = ev.run_click_protocol(method.predict, sample.image, sample.segments[0], ~sample.ignore, max_clicks,
+                                  stop_at=0.9)
+        noc85.append(r["noc85"])
+        noc90.append(r["noc90"])
+        iou1.append(r["ious"][0])
+        left += int(max(r["ious"]) < 0.9)
+    return {"val_objects": len(noc90), "noc85": float(np.mean(noc85)), "noc90": float(np.mean(noc90)),
+            "iou1": float(np.mean(iou1)), "left_at_20": left}
+
+
+def plot_curve(run: Path, png: Path) -> None:
+    """Training loss (from log.csv, smoothed) and validation NoC@90 (curve.csv) over steps, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    steps, losses = [], []
+    log = run / "log.csv"
+    if log.is_file():
+        with open(log, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    steps.append(int(row["step"]))
+                    losses.append(float(row["loss"]))
+                except (KeyError, ValueError):
+                    continue
+    curve = [r for r in read_curve(run / "curve.csv") if r.get("noc90")]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if losses:
+        k = max(1, min(20, len(losses) // 10))
+        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1:], smooth, color="tab:blue", lw=1)
+    ax.set_xlabel("training step (batches of 8)")
+    ax.set_ylabel("training loss", color="tab:blue")
+    ax2 = ax.twinx()
+    if curve:
+        ax2.plot([int(r["step"]) for r in curve], [float(r["noc90"]) for r in curve], "o-", color="tab:red")
+    ax2.set_ylabel("validation NoC@90 (lower is better)", color="tab:red")
+    n = curve[-1]["val_objects"] if curve else "?"
+    ax.set_title(f"Continuous run: loss and NoC@90 on {n} validation objects")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(png.stem + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png)
+
+
+def _train_hours(run: Path) -> float:
+    import torch
+
+    ckpt = run / "checkpoint.pt"
+    if not ckpt.is_file():
+        return 0.0
+    return float(torch.load(ckpt, map_location="cpu", weights_only=True).get("elapsed", 0.0)) / 3600
+
+
+def run_continuous(args: argparse.Namespace) -> int:
+    from model.weights import load_into, save_weights
+    from model.net import PointerSegNet
+
+    from .trainer import train
+
+    run = Path(args.out)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = recipe(args.data, run, args.threads)
+    cfg = replace(cfg, leg_minutes=args.leg_minutes, ckpt_minutes=args.ckpt_minutes, resume=True)
+    if args.crop:
+        cfg = replace(cfg, crop=args.crop)
+    if args.batch_size:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    if args.sources:
+        cfg = replace(cfg, sources=list(args.sources))
+    if args.init_weights:
+        cfg = replace(cfg, init_weights=args.init_weights)
+    curve_path = run / "curve.csv"
+    ckpt = run / "checkpoint.pt"
+    limit = None if args.eval_limit < 0 else args.eval_limit
+    print(f"run folder {run}; " + (f"resuming from {ckpt}" if ckpt.is_file() else f"starting from {cfg.init_weights}"),
+          flush=True)
+    if args.eval_limit != 0 and not read_curve(curve_path) and not ckpt.is_file():
+        m = measure(cfg.init_weights, args.data, limit, args.threads)
+        append_curve(curve_path, {"step": 0, "train_hours": 0.0, "weights": cfg.init_weights, **m})
+        print(f"step 0 (start weights): {json.dumps(m)}", flush=True)
+    deadline = time.time() + 3600 * args.hours if args.hours else None
+    while deadline is None or time.time() < deadline:
+        leg = cfg
+        if deadline is not None:
+            leg = replace(cfg, leg_minutes=max(0.1, min(cfg.leg_minutes, (deadline - time.time()) / 60)))
+        summary = train(leg)
+        print(json.dumps(summary), flush=True)
+        step = int(summary["steps"])
+        snap = run / "snapshots" / f"step_{step:07d}.safetensors"
+        if not snap.is_file():
+            net = PointerSegNet(pretrained_backbone=False)
+            load_into(net, run / "weights.safetensors")
+            save_weights(net, snap, {"steps": step, "sources": cfg.sources, "crop": cfg.crop})
+        if summary.get("terminated"):
+            return 0
+        if args.eval_limit != 0 and not any(int(r["step"]) == step for r in read_curve(curve_path)):
+            m = measure(snap, args.data, limit, args.threads)
+            append_curve(curve_path, {"step": step, "train_hours": round(_train_hours(run), 3),
+                                      "weights": str(snap), **m})
+            print(f"step {step}: {json.dumps(m)}", flush=True)
+        plot_curve(run, run / "curve.png")
+        if args.once:
+            break
+    return 0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train continue", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data", help="the data folder (default ../shared/data)")
+    p.add_argument("--out", default=str(DEFAULT_RUN), help=f"run folder (default {DEFAULT_RUN})")
+    p.add_argument("--hours", type=float, default=0.0, help="stop after this many hours (0: until stopped)")
+    p.add_argument("--leg-minutes", type=float, default=60.0,
+                   help="minutes of training between validation measurements (default 60)")
+    p.add_argument("--ckpt-minutes", type=float, default=5.0, help="minutes between checkpoints (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--eval-limit", type=int, default=-1,
+                   help="validation objects measured after each leg (-1: all of the split; 0: no measurement)")
+    p.add_argument("--once", action="store_true", help="one leg, then stop")
+    p.add_argument("--plot", metavar="PNG", help="only draw the run's curve into PNG (e.g. docs/training_curve.png)")
+    p.add_argument("--measure", nargs="?", const="", metavar="WEIGHTS",
+                   help="only measure WEIGHTS (default: the shipped weights) on the validation photos, as the run "
+                        "measures each leg, and print the figures")
+    # For small runs (tests, trials); the continuous run itself uses recipe() as it is.
+    p.add_argument("--crop", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--sources", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--init-weights", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.eval_limit < -1:
+        p.error("--eval-limit must be -1, 0 or a number of objects")
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.plot:
+        plot_curve(Path(args.out), Path(args.plot))
+        print(f"curve written to {args.plot}")
+        return 0
+    if args.measure is not None:
+        from model.segmenter import BUNDLED_WEIGHTS
+
+        weights = args.measure or str(BUNDLED_WEIGHTS)
+        limit = None if args.eval_limit < 0 else args.eval_limit
+        m = measure(weights, args.data, limit, args.threads)
+        print(f"{weights}: {m['val_objects']} validation objects, NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, "
+              f"IoU@1 {m['iou1']:.3f}, left below 90% at 20 clicks {m['left_at_20']}")
+        return 0
+    return run_continuous(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
