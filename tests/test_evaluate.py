@@ -512,3 +512,30 @@ def test_segmenter_options_reach_the_segmenter_and_the_json(tmp_path, capsys):
     assert "no_such_knob" in capsys.readouterr().err
     assert main(["clicks", "--data", "synthetic:1", "--random-init", "--segmenter-option", "refine_first=maybe"]) == 2
     assert "refine_first" in capsys.readouterr().err
+
+
+def test_full_mode_on_several_peoples_segmentations_reports_bsds_measures(tmp_path, capsys):
+    """A BSDS folder (several people per image): one row per image, covering / PRI / VoI against every person,
+    and Felzenszwalb beside the net at its best setting of the sweep."""
+    root = tmp_path / "bsds"
+    (root / "images").mkdir(parents=True)
+    (root / "segs").mkdir()
+    for image_id in ("101", "102"):
+        image = np.zeros((40, 60, 3), np.uint8)
+        image[:, 30:] = (220, 40, 40)
+        cv2.imwrite(str(root / "images" / f"{image_id}.jpg"), image)
+        for k, cut in enumerate((30, 32)):  # two people who draw the same edge 2 px apart
+            label = np.ones((40, 60), np.uint16)
+            label[:, cut:] = 2
+            cv2.imwrite(str(root / "segs" / f"{image_id}_{k}.png"), label)
+    r = _run(["full", "--data", f"bsds:{root}"], tmp_path / "bsds.json")
+    out = capsys.readouterr().out
+    assert "covering" in out and "felzenszwalb best covering" in out
+    assert r["n_images"] == 2  # one item per image, not per person
+    regions = r["regions"]
+    assert regions["n_images"] == 2 and regions["humans_per_image"] == 2
+    net = regions["methods"]["net"]
+    assert 0.0 < net["covering"] <= 1.0 and 0.0 <= net["pri"] <= 1.0 and net["voi"] >= 0.0
+    best = regions["felzenszwalb"]["best"]
+    assert best["covering"] > 0.9  # two flat colours: the graph segmentation finds the edge at some setting
+    assert r["methods"]["net"]["tp"] + r["methods"]["net"]["fn"] == 8  # 2 segments x 2 people x 2 images

@@ -28,12 +28,15 @@ import os
 import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
+from .region_eval import eval_full_regions, format_regions, human_scenes, region_report
+from .region_metrics import panoptic_quality, pq_from_counts  # noqa: F401 (imported from here by benches and tests)
 from .sample import DataError, Sample
 from .sampling import next_click
 
@@ -60,62 +63,6 @@ def number_of_clicks(ious: Sequence[float], threshold: float, max_clicks: int) -
             return k
     return max_clicks
 
-
-def pq_from_counts(iou_sum: float, tp: int, fp: int, fn: int) -> dict:
-    """PQ, SQ, RQ from matched-IoU sum and counts (COCO definition); nan where nothing to count."""
-    denom = tp + 0.5 * fp + 0.5 * fn
-    if denom == 0:
-        return {"pq": float("nan"), "sq": float("nan"), "rq": float("nan")}
-    sq = iou_sum / tp if tp else 0.0
-    rq = tp / denom
-    return {"pq": iou_sum / denom, "sq": sq, "rq": rq}
-
-
-def panoptic_quality(pred_labels: np.ndarray, gt_segments: Sequence[np.ndarray], ignore: np.ndarray) -> dict:
-    """Class-agnostic panoptic quality of one image, as in COCO's pq_compute with a single category.
-
-    pred_labels: HxW int, 0 = unassigned, k > 0 = predicted segment k. gt_segments: disjoint HxW bool masks.
-    ignore: HxW bool void pixels: they count in no union, and a predicted segment more than half void is no FP.
-    A match is a (gt, pred) pair with IoU > 0.5 (unique by construction). Also returns each ground-truth
-    segment's best IoU with any predicted segment.
-    """
-    h, w = ignore.shape
-    n_gt = len(gt_segments)
-    void_id = n_gt + 1
-    gt = np.zeros((h, w), np.int64)
-    for k, m in enumerate(gt_segments, 1):
-        gt[m & ~ignore] = k
-    gt[ignore] = void_id
-    pred_ids, pred_inv = np.unique(pred_labels, return_inverse=True)
-    pred_inv = pred_inv.reshape(h, w)
-    n_pred_all = len(pred_ids)
-    # Joint histogram: inter[g, p] = pixels with gt id g and the p-th predicted id.
-    inter = np.bincount((gt * n_pred_all + pred_inv).ravel(), minlength=(n_gt + 2) * n_pred_all)
-    inter = inter.reshape(n_gt + 2, n_pred_all).astype(np.float64)
-    gt_area = inter[1:n_gt + 1].sum(1)  # each gt segment's area (void excluded), unassigned pixels included
-    keep = pred_ids > 0
-    inter = inter[:, keep]
-    pred_area = inter.sum(0)
-    void_in_pred = inter[void_id]
-    gi = inter[1:n_gt + 1]              # n_gt x n_pred
-    union = gt_area[:, None] + pred_area[None, :] - gi - void_in_pred[None, :]
-    iou = np.where(union > 0, gi / np.maximum(union, 1), 0.0)
-    matched = iou > 0.5
-    tp = int(matched.sum())
-    iou_sum = float(iou[matched].sum())
-    fn = int(n_gt - matched.any(1).sum())
-    pred_matched = matched.any(0)
-    mostly_void = void_in_pred > 0.5 * pred_area
-    fp = int((~pred_matched & ~mostly_void).sum())
-    best = iou.max(1) if iou.shape[1] else np.zeros(n_gt)
-    out = {"tp": tp, "fp": fp, "fn": fn, "iou_sum": iou_sum, "n_pred": int(keep.sum()), "n_gt": n_gt,
-           "best_ious": [float(b) for b in best],
-           "mean_best_iou": float(best.mean()) if n_gt else float("nan")}
-    out.update(pq_from_counts(iou_sum, tp, fp, fn))
-    return out
-
-
-# ---------------------------------------------------------------- methods
 
 class NetMethod:
     """The net through the public Segmenter API, as the annotator calls it."""
@@ -180,10 +127,11 @@ class GrabCutMethod:
 # ---------------------------------------------------------------- protocol
 
 def run_click_protocol(predict: Callable[[np.ndarray, list], np.ndarray], image: np.ndarray, target: np.ndarray,
-                       valid: np.ndarray, max_clicks: int) -> dict:
+                       valid: np.ndarray, max_clicks: int, stop_at: float | None = None) -> dict:
     """The standard click protocol for one object and one method: each click from the method's own errors
     (train.sampling.next_click), IoU over valid pixels after every click. If a mask is perfect, later click
-    counts keep its IoU (there is nothing left to click)."""
+    counts keep its IoU (there is nothing left to click). `stop_at`: stop once the IoU reaches it (NoC at that
+    threshold and below, IoU@1 and "left below it" are unchanged; the IoU curve then ends there)."""
     clicks: list[tuple[int, int, bool]] = []
     ious: list[float] = []
     seconds: list[float] = []
@@ -198,6 +146,8 @@ def run_click_protocol(predict: Callable[[np.ndarray, list], np.ndarray], image:
         pred = np.asarray(predict(image, list(clicks)), bool)
         seconds.append(time.perf_counter() - t0)
         ious.append(mask_iou(pred, target, valid))
+        if stop_at is not None and ious[-1] >= stop_at:
+            break
     out = {"clicks": [list(c) for c in clicks], "ious": ious, "seconds": seconds,
            "first_negative_gain": first_negative_gain(clicks, ious)}
     for thr in THRESHOLDS:
@@ -495,7 +445,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=MODES)
-    p.add_argument("--data", required=True, help="masks:DIR | semantic:DIR | coco:JSON | synthetic:N")
+    p.add_argument("--data", required=True, help="masks:DIR | semantic:DIR | coco:JSON | bsds:DIR | synthetic:N")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--weights", help="net weights (.safetensors, or a trainer checkpoint .pt); "
                                      "default: the bundled weights")
@@ -514,12 +464,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="full mode: the smallest segment the peer keeps, as a fraction of the image (default: the "
                         "net's, Segmenter.segment_image's min_area_fraction)")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--no-felzenszwalb", action="store_true",
+                   help="full mode on a source with several people's segmentations (bsds:): skip the "
+                        "Felzenszwalb sweep reported beside the net")
     p.add_argument("--upscale", type=float, default=1.0,
                    help="scale every image (bicubic) and its labels (nearest) by this factor first, to measure at "
                         "the resolution of camera photos (the benchmark sets are about 0.3 MP)")
     p.add_argument("--held-out", action="store_true",
                    help="only the files the trainer holds out of this source for validation (its stable split by "
                         "file name), so data a run trained on can still measure it")
+    p.add_argument("--split", choices=["val"],
+                   help="only the source's files in the fixed validation split (train/val_split.json), the split "
+                        "every choice on the net is made on")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--max-clicks", type=int, default=20)
     p.add_argument("--max-segments-per-image", type=int, default=10,
@@ -568,6 +524,10 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         reader = _Subset(reader, [i for i, n in enumerate(names) if _is_val(n, TrainConfig.val_fraction)])
         if len(reader) == 0:
             raise DataError(f"{args.data}: no file falls in the trainer's held-out split")
+    if getattr(args, "split", None) == "val":
+        reader = val_subset(reader)
+        if len(reader) == 0:
+            raise DataError(f"{args.data}: no file of this source is in the validation split (train/val_split.json)")
     if args.mode == "full" and not fully_labelled:
         raise DataError(f"{args.data}: 'full' mode needs full label maps (semantic:, coco: or synthetic: data); "
                         "a masks: folder labels one object per image")
@@ -600,6 +560,12 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                           f"of a missed pointer's inscribed disk")
     names = [m.name for m in methods]
     run = {"single": eval_single, "clicks": eval_clicks, "full": eval_full}[args.mode]
+    # A source with several people's segmentations per image (BSDS) is measured per image against all of them.
+    scenes = human_scenes(reader) if args.mode == "full" else None
+    if scenes is not None:
+        if args.upscale != 1.0:
+            raise DataError(f"{args.data}: --upscale is for one label map per image, not for several people's")
+        reader, run = scenes, partial(eval_full_regions, min_area=scenes.min_area)
     rng = np.random.default_rng(args.seed)
     n = len(reader) if args.limit is None else min(args.limit, len(reader))
     per_image, skipped = [], []
@@ -621,6 +587,10 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             print(f"[{i + 1}/{n}] {sample.name}  " + _progress(args.mode, rec, names), file=sys.stderr, flush=True)
     summary = summarize(args.mode, per_image, names, args.max_clicks)
     strongest = stronger_peer(summary, args.mode, peers)
+    regions = None
+    if scenes is not None:
+        regions = region_report(per_image, names, scenes, len(per_image),
+                                with_felzenszwalb=not getattr(args, "no_felzenszwalb", False), quiet=args.quiet)
     return {
         "mode": args.mode,
         "command": " ".join(shlex.quote(a) for a in (["python", "-m", "train.evaluate"] + list(argv or []))),
@@ -629,7 +599,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "settings": {"segmenter_options": args.segmenter_options, "max_clicks": args.max_clicks, "max_segments_per_image": args.max_segments_per_image,
                      "min_segment_fraction": 0.01, "thresholds": list(THRESHOLDS), "threads": args.threads,
                      "seed": args.seed, "limit": args.limit, "upscale": args.upscale,
-                     "held_out": args.held_out, "peer": args.peer, "device": segmenter.device,
+                     "held_out": args.held_out, "split": getattr(args, "split", None), "peer": args.peer, "device": segmenter.device,
                      "net_full_options": methods[0].full_options,
                      "peer_min_area_fraction": methods[-1].min_area_fraction if peers else None,
                      "peer_miss_disk_fraction": methods[-1].miss_disk_fraction if peers else None},
@@ -640,9 +610,19 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "stronger_peer": strongest,
         "ratio": ratios(summary, args.mode, "net", strongest),
         "peer_note": peer_note,
+        "regions": regions,
         "seconds_total": time.perf_counter() - t_start,
         "per_image": per_image,
     }
+
+
+def val_subset(reader):
+    """The items of `reader` in the fixed validation split (by name, or by image for BSDS's people)."""
+    from .splits import held_out_names
+    from .trainer import _held_out, _Subset
+
+    held = _held_out(reader, held_out_names(), 0.0)
+    return _Subset(reader, [i for i, v in enumerate(held) if v])
 
 
 def _progress(mode: str, rec: dict, names: list[str]) -> str:
@@ -671,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(result))
+    if result.get("regions"):
+        print(format_regions(result["regions"]))
     if args.json:
         write_json(result, args.json)
         print(f"results written to {args.json}")

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .region_metrics import region_scores, summarize_region_scores
+from .region_metrics import panoptic_quality, pq_from_counts, region_scores, summarize_region_scores
 
 # scale: the range its users sweep (the paper's examples use 300-1000 on 320x240 images); sigma: the paper's 0.5
 # and scikit-image's default 0.8; min_size: scikit-image's default 20 and the 50 of its gallery example.
@@ -89,8 +89,6 @@ def label_segments(label: np.ndarray, min_area: int) -> tuple[list[np.ndarray], 
 
 def score_labels(labels: np.ndarray, scene: Scene, min_area: int) -> dict:
     """PQ counts against every person (added) and the region measures of one machine label map."""
-    from .evaluate import panoptic_quality, pq_from_counts
-
     tp = fp = fn = 0
     iou_sum = 0.0
     best: list[float] = []

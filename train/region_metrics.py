@@ -1,4 +1,5 @@
-"""Whole-image region measures of the BSDS500 benchmark: segmentation covering, Probabilistic Rand Index (PRI)
+"""Whole-image region measures: class-agnostic panoptic quality (PQ, COCO's definition with one category) and the
+BSDS500 benchmark's segmentation covering, Probabilistic Rand Index (PRI)
 and Variation of Information (VoI), as defined in Arbelaez, Maire, Fowlkes, Malik, "Contour detection and
 hierarchical image segmentation", TPAMI 2011, and computed by the benchmark's code (bench/benchmarks/
 evaluation_reg_image.m, match_segmentations.m, match_segmentations2.m, collect_eval_reg.m).
@@ -136,3 +137,81 @@ def summarize_region_scores(per_image: Sequence[dict]) -> dict:
             "voi": float(np.mean([r["voi"] for r in per_image])),
             "n_regions_mean": float(np.mean([r["n_regions"] for r in per_image])),
             "n_images": len(per_image)}
+
+
+def pq_from_counts(iou_sum: float, tp: int, fp: int, fn: int) -> dict:
+    """PQ, SQ, RQ from matched-IoU sum and counts (COCO definition); nan where nothing to count."""
+    denom = tp + 0.5 * fp + 0.5 * fn
+    if denom == 0:
+        return {"pq": float("nan"), "sq": float("nan"), "rq": float("nan")}
+    sq = iou_sum / tp if tp else 0.0
+    rq = tp / denom
+    return {"pq": iou_sum / denom, "sq": sq, "rq": rq}
+
+
+def panoptic_quality(pred_labels: np.ndarray, gt_segments: Sequence[np.ndarray], ignore: np.ndarray) -> dict:
+    """Class-agnostic panoptic quality of one image, as in COCO's pq_compute with a single category.
+
+    pred_labels: HxW int, 0 = unassigned, k > 0 = predicted segment k. gt_segments: disjoint HxW bool masks.
+    ignore: HxW bool void pixels: they count in no union, and a predicted segment more than half void is no FP.
+    A match is a (gt, pred) pair with IoU > 0.5 (unique by construction). Also returns each ground-truth
+    segment's best IoU with any predicted segment.
+    """
+    h, w = ignore.shape
+    n_gt = len(gt_segments)
+    void_id = n_gt + 1
+    gt = np.zeros((h, w), np.int64)
+    for k, m in enumerate(gt_segments, 1):
+        gt[m & ~ignore] = k
+    gt[ignore] = void_id
+    pred_ids, pred_inv = np.unique(pred_labels, return_inverse=True)
+    pred_inv = pred_inv.reshape(h, w)
+    n_pred_all = len(pred_ids)
+    # Joint histogram: inter[g, p] = pixels with gt id g and the p-th predicted id.
+    inter = np.bincount((gt * n_pred_all + pred_inv).ravel(), minlength=(n_gt + 2) * n_pred_all)
+    inter = inter.reshape(n_gt + 2, n_pred_all).astype(np.float64)
+    gt_area = inter[1:n_gt + 1].sum(1)  # each gt segment's area (void excluded), unassigned pixels included
+    keep = pred_ids > 0
+    inter = inter[:, keep]
+    pred_area = inter.sum(0)
+    void_in_pred = inter[void_id]
+    gi = inter[1:n_gt + 1]              # n_gt x n_pred
+    union = gt_area[:, None] + pred_area[None, :] - gi - void_in_pred[None, :]
+    iou = np.where(union > 0, gi / np.maximum(union, 1), 0.0)
+    matched = iou > 0.5
+    tp = int(matched.sum())
+    iou_sum = float(iou[matched].sum())
+    fn = int(n_gt - matched.any(1).sum())
+    pred_matched = matched.any(0)
+    mostly_void = void_in_pred > 0.5 * pred_area
+    fp = int((~pred_matched & ~mostly_void).sum())
+    best = iou.max(1) if iou.shape[1] else np.zeros(n_gt)
+    out = {"tp": tp, "fp": fp, "fn": fn, "iou_sum": iou_sum, "n_pred": int(keep.sum()), "n_gt": n_gt,
+           "best_ious": [float(b) for b in best],
+           "mean_best_iou": float(best.mean()) if n_gt else float("nan")}
+    out.update(pq_from_counts(iou_sum, tp, fp, fn))
+    return out
+
+
+# ---------------------------------------------------------------- methods
+
+class NetMethod:
+    """The net through the public Segmenter API, as the annotator calls it."""
+
+    name = "net"
+
+    def __init__(self, segmenter, full_options: dict | None = None):
+        self.segmenter = segmenter
+        self.full_options = dict(full_options or {})  # segment_image keyword arguments (full mode)
+        self.first_readings: tuple = ()
+
+    def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
+        # roi=None: the whole image, as the benchmark protocol has it. The Segmenter caches the chain, so the
+        # growing click list costs one net run per new click.
+        pred = self.segmenter.predict(image, list(clicks), roi=None)
+        if len(clicks) == 1:
+            self.first_readings = pred.readings  # what Tab shows the person after the first click
+        return pred.mask
+
+    def segment_image(self, image: np.ndarray) -> np.ndarray:
+        return self.segmenter.segment_image(image, **self.full_options)
