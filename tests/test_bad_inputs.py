@@ -181,7 +181,7 @@ def test_broken_project_json(kind, good_project, tmp_path, qtbot, capsys):
     from annotator._qt.main_window import MainWindow
     from annotator.document import Project, ProjectError
     from test_gui import FakeSegmenter
-    from train.finetune import main as finetune_main
+    from annotator.finetune_job import main as finetune_main  # `python main.py finetune PROJECT`
 
     src, data = good_project
     d = tmp_path / "proj"

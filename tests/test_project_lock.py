@@ -136,6 +136,7 @@ def test_batch_run_into_a_held_folder_exits_with_the_holder_named(project_dir, t
 
 
 def test_finetune_reads_a_project_someone_is_editing(project_dir, tmp_path):
+    from annotator.finetune_job import ProjectExport
     from train.finetune import prepare_data
 
     proj = Project.open(project_dir)
@@ -143,7 +144,7 @@ def test_finetune_reads_a_project_someone_is_editing(project_dir, tmp_path):
     proj.close()
     child = start_holder(project_dir)
     try:
-        info = prepare_data(project_dir, tmp_path / "data")  # neither blocks nor is blocked
+        info = prepare_data(ProjectExport(project_dir), tmp_path / "data")  # neither blocks nor is blocked
         assert read_holder(project_dir).get("pid") == child.pid  # the editor still holds its lock
     finally:
         stop_holder(child)
