@@ -97,7 +97,7 @@ class Segmenter:
                  threshold: float = 0.5, first_click_windows: Sequence[float] = (0.6, 0.4, 0.25),
                  large_object_side: int = 320, large_object_fraction: float = 0.1,
                  large_object_refine_sides: Sequence[int] = (320, 448), small_object_refine: bool = True,
-                 work_side: int = 0):
+                 work_side: int = 0, drop_detached_parts: bool = True):
         self.device = str(device)
         # "auto": on the CPU the fastest installed runtime that reproduces the net (OpenVINO, then ONNX Runtime;
         # see model/runtime.py and bench/bench_segmenter.py --runtimes), else eager PyTorch; "openvino", "onnx"
@@ -111,6 +111,9 @@ class Segmenter:
         # local_corrections only the connected change under the click (_apply_correction). The window default
         # needs fewer clicks with the iteratively trained weights (held-out pooled NoC@90 7.87 -> 6.96).
         self.local_corrections = local_corrections
+        # A negative click on a part of the mask that holds no positive click removes that whole part
+        # (_drop_detached_part) instead of whatever the net makes of it.
+        self.drop_detached_parts = bool(drop_detached_parts)
         # flip_average: each pass also runs on the mirrored window and the two logits are averaged (twice the net
         # time). refine_first: after the first click, run it again in a zoomed window around the mask found, so a
         # small object is seen at the net's full internal resolution ("prev": with that mask as the previous-mask
@@ -381,6 +384,39 @@ class Segmenter:
                 region &= ~disk
         return out
 
+    @staticmethod
+    def _drop_detached_part(prev: np.ndarray, mask: np.ndarray, clicks: Sequence[Click],
+                            window: tuple[int, int, int, int]) -> np.ndarray:
+        """A negative click (the last of `clicks`) on a part of the previous mask that holds no positive click
+        removes that whole part: of the corrected `mask`, every piece that holds no positive click and shares no
+        pixel with the rest of the previous mask goes (the clicked part, and what the net made of it). Without
+        this the net shifted such a detached blob (a clock tower found with a car) instead of dropping it, one
+        negative click after another. Works inside the correction window, which holds the previous mask and
+        every click; outside it the mask is unchanged."""
+        x0, y0, x1, y1 = window
+        x, y = int(clicks[-1][0]) - x0, int(clicks[-1][1]) - y0
+        prev_w = prev[y0:y1, x0:x1]
+        if not (0 <= x < x1 - x0 and 0 <= y < y1 - y0) or not prev_w[y, x]:
+            return mask
+        fill = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+        cv2.floodFill(np.ascontiguousarray(prev_w).view(np.uint8), fill, (x, y), 1, 0, 0,
+                      8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+        part = fill[1:-1, 1:-1].view(bool)
+        positives = [(int(cx) - x0, int(cy) - y0) for cx, cy, positive in clicks if positive]
+        positives = [(px, py) for px, py in positives if 0 <= px < x1 - x0 and 0 <= py < y1 - y0]
+        if any(part[py, px] for px, py in positives):
+            return mask  # the click trims the object itself: the correction stands as the net gave it
+        mask_w = mask[y0:y1, x0:x1]
+        _, pieces = cv2.connectedComponents(np.ascontiguousarray(mask_w).view(np.uint8), connectivity=8)
+        kept = set(np.unique(pieces[mask_w & prev_w & ~part]).tolist())
+        kept.update(int(pieces[py, px]) for px, py in positives)
+        dropped = np.setdiff1d(np.unique(pieces[mask_w]), np.fromiter(kept, np.int64, len(kept)))
+        if not len(dropped):
+            return mask
+        out = mask.copy()
+        out[y0:y1, x0:x1] &= ~np.isin(pieces, dropped)
+        return out
+
     def _refine(self, image: np.ndarray, roi: np.ndarray, clicks: Sequence[Click], mask: np.ndarray,
                 score: float, key: tuple) -> tuple[np.ndarray, float]:
         """The first click again, in the zoomed window around its mask: worth it only when the window is much
@@ -563,7 +599,10 @@ class Segmenter:
                 x0, y0, x1, y1 = window
                 new_window = (prob > self._cut) & roi[y0:y1, x0:x1]
                 apply = self._apply_correction if self.local_corrections else self._apply_window
-                mask = apply(mask, new_window, clicks[k - 1], roi, window)
+                corrected = apply(mask, new_window, clicks[k - 1], roi, window)
+                if not clicks[k - 1][2] and self.drop_detached_parts:
+                    corrected = self._drop_detached_part(mask, corrected, clicks[:k], window)
+                mask = corrected
         self._last = ((key, reading), list(clicks), mask, score)
         return mask, score, readings, reading
 

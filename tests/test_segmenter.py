@@ -417,6 +417,42 @@ def test_local_corrections_change_only_the_region_under_the_click(scene: np.ndar
     assert chained[60, 42] and not chained[~roi].any()
 
 
+def _box_mask(shape: tuple[int, int], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+@pytest.mark.parametrize("local", [False, True])
+@pytest.mark.parametrize("moved_to", [(2, 14), (0, 8)], ids=["overlapping", "apart"])
+def test_a_negative_click_on_a_detached_part_removes_the_whole_part(local: bool, moved_to: tuple) -> None:
+    """Seen on a street photo: a click on a car also took the top of a clock tower far away, and each negative
+    click on the tower moved that blob up the spire instead of removing it. The net is stubbed to do just that:
+    the correction's mask still holds the car and a tower blob moved up (overlapping the old one or not)."""
+    shape = (120, 160)
+    car = _box_mask(shape, 60, 80, 20, 50)
+    tower = _box_mask(shape, 20, 40, 120, 140)
+    moved = _box_mask(shape, *moved_to, 120, 140)
+    seg = Segmenter.random_init(ALL_SEED, max_side=160, first_click_windows=(), large_object_side=0,
+                                refine_first="off", small_object_refine=False, guided_radius=0,
+                                local_corrections=local)
+
+    def stub_run(img, roi, clicks, prev, window, side, *keys):
+        x0, y0, x1, y1 = window
+        answer = (car | tower) if prev is None else (car | moved)
+        return answer[y0:y1, x0:x1].astype(np.uint8) * 255, 0.87
+
+    seg._run = stub_run
+    image = np.zeros((*shape, 3), np.uint8)
+    first = seg.predict(image, [(30, 70, True)]).mask
+    assert np.array_equal(first, car | tower)
+    after = seg.predict(image, [(30, 70, True), (130, 30, False)]).mask
+    assert np.array_equal(after, car), "the tower blob must go whole, the car stay as it was"
+    # A negative click on the clicked object itself is an ordinary correction: nothing detached is dropped.
+    trimmed = seg.predict(image, [(30, 70, True), (45, 75, False)]).mask
+    assert not trimmed[75, 45] and trimmed[70, 30] and (trimmed & (tower | moved)).any()
+
+
 def test_segment_image_leaves_segments_the_net_rates_poorly_unassigned(seg: Segmenter) -> None:
     """min_score: a segment whose predicted IoU is below it is not proposed; its pixels stay for the person."""
     img = SyntheticScenes(1, size=(48, 60), seed=1)[0].image
