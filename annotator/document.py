@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import colorsys
 import functools
+import gc
 import json
 import logging
 import os
 import re
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
@@ -76,6 +78,22 @@ class ProjectLockedError(ProjectError):
 
 class ReadOnlyProjectError(ProjectError):
     """An edit (or save) was asked of a project opened read-only; nothing was changed."""
+
+
+# The writable Project of each folder in this process, by its lock's key. The lock is shared within a process
+# (annotator.project_lock), so it alone let a second Project.open of the folder succeed, and whichever saved last
+# lost the other's edits. Weak: a Project nobody holds any more does not count.
+_writers: "weakref.WeakValueDictionary[tuple[int, int], Project]" = weakref.WeakValueDictionary()
+
+
+def _writer_in_this_process(lock: project_lock.ProjectLock) -> Optional["Project"]:
+    """The Project of this process that is open for writing on `lock`'s folder, if any."""
+    writer = _writers.get(lock.key)
+    if writer is not None:
+        writer = None
+        gc.collect()  # a writer in a reference cycle lingers until collected: only a reachable one counts
+        writer = _writers.get(lock.key)
+    return writer if writer is not None and writer._lock is not None else None
 
 
 def lock_project_dir(project_dir: PathLike) -> project_lock.ProjectLock:
@@ -372,7 +390,8 @@ class Project:
 
     One writer per project: a writable Project holds the folder's lock (annotator.project_lock) from
     construction until ``close()`` (or process exit), so a second process gets ProjectLockedError naming the
-    holder. ``read_only=True`` takes no lock (readers such as ``python -m train finetune``, or a second viewer):
+    holder, and so does a second ``Project.open`` of the folder in the same process. ``read_only=True`` takes no
+    lock (readers such as ``python -m train finetune``, or a second viewer):
     every edit method then raises ReadOnlyProjectError and ``save()`` does nothing.
 
     Listeners (``add_listener``) are called as ``callback(event, image_index)`` after every change, where event is
@@ -390,6 +409,8 @@ class Project:
         self.project_dir = Path(project_dir).resolve()
         # Lock before anything else: raises ProjectLockedError (nothing to undo) if another process writes here.
         self._lock = None if read_only else (_lock or lock_project_dir(self.project_dir))
+        if self._lock is not None:
+            _writers[self._lock.key] = self
         self._read_only_reason: Optional[str] = "opened read-only" if read_only else None
         self.images: list[ImageEntry] = list(images)
         self.categories: list[Category] = list(categories)
@@ -507,10 +528,11 @@ class Project:
         (only the lock files ``project.lock`` / ``project.lock.json`` are written, see annotator.project_lock).
 
         ``project_dir`` may also be the path of the project.json itself. For editing, the project's lock is taken
-        first (so what is read is what the last writer saved): if another process holds it, ProjectLockedError
-        names the holder, or, with ``fallback_read_only``, the project opens read-only with the reason in
-        ``warnings`` and ``read_only_reason``. ``read_only=True`` takes no lock: for readers (e.g. fine-tuning)
-        that must work while someone edits.
+        first (so what is read is what the last writer saved): if another process holds it, or another Project
+        object of this process has it open for editing (not yet closed), ProjectLockedError says so, or, with
+        ``fallback_read_only``, the project opens read-only with the reason in ``warnings`` and
+        ``read_only_reason``. ``read_only=True`` takes no lock: for readers (e.g. fine-tuning) that must work
+        while someone edits.
         """
         project_dir = Path(project_dir)
         if project_dir.name == PROJECT_FILE and project_dir.is_file():
@@ -522,7 +544,12 @@ class Project:
             return cls._open_locked(project_dir, None)
         try:
             lock = lock_project_dir(project_dir)
-        except ProjectError as e:  # held by another process, or the folder is not writable
+            if _writer_in_this_process(lock) is not None:
+                lock.release()
+                raise ProjectLockedError(
+                    f"{project_dir}: the project is already open for editing in this process (another Project "
+                    "object); close that one first, or open this one read-only", project_lock.read_holder(project_dir))
+        except ProjectError as e:  # held by another process or another Project here, or the folder is not writable
             if not fallback_read_only:
                 raise
             proj = cls._open_locked(project_dir, None)

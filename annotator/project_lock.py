@@ -7,8 +7,9 @@ file itself stays (filelock never deletes it: unlinking a locked file would let 
 say who has the project open; each new holder rewrites it, and a clean release removes it.
 
 Within one process the lock is shared: a second ``acquire`` of the same folder adds a reference instead of
-blocking on the process's own lock (tests and the GUI re-open projects they already hold). Held locks are known
-by the lock file's inode, not its path, so a project folder moved while open is still recognised as ours.
+blocking on the process's own lock. That alone does not keep two writers of one process apart: annotator.document
+refuses a second writable Project of a folder while the first is open. Held locks are known by the lock file's
+inode, not its path, so a project folder moved while open is still recognised as ours.
 """
 from __future__ import annotations
 
@@ -101,6 +102,11 @@ class ProjectLock:
     @property
     def released(self) -> bool:
         return self._released
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Which folder's lock this is: (st_dev, st_ino) of its lock file, the same however the folder is named."""
+        return self._key
 
     def release(self) -> None:
         with _registry_mutex:

@@ -136,7 +136,7 @@ def test_export_then_import_gives_same_segments(proj, tmp_path):
         assert na == nb and sa == sb
         np.testing.assert_array_equal(la, lb)
     # and the imported project is a normal saved project
-    r = Project.open(tmp_path / "reimported")
+    r = Project.open(tmp_path / "reimported", read_only=True)
     for (_, sa, la), (_, sb, lb) in zip(_segments(proj), _segments(r)):
         assert sa == sb
         np.testing.assert_array_equal(la, lb)

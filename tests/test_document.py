@@ -111,10 +111,10 @@ def _check_undo_redo(p: Project, edit):
         _same(before, after)  # the edit changed something
     assert p.undo()
     _same(_state(p), before)
-    _same(_state(Project.open(p.project_dir)), before)  # undo is saved too
+    _same(_state(Project.open(p.project_dir, read_only=True)), before)  # undo is saved too
     assert p.redo()
     _same(_state(p), after)
-    _same(_state(Project.open(p.project_dir)), after)
+    _same(_state(Project.open(p.project_dir, read_only=True)), after)
 
 
 def test_undo_redo_each_edit(proj):
@@ -208,12 +208,12 @@ def test_reopen_restores_everything(proj):
     b = proj.add_segment(0, _box(20, 40, 0, 60), sky)
     proj.add_segment(2, _box(5, 10, 5, 10), sky)
     proj.set_segment_crowd(0, a, True)
-    q = Project.open(proj.project_dir)
+    q = Project.open(proj.project_dir, read_only=True)
     _same(_state(q), _state(proj))
     assert q.images[0].segments[a].iscrowd and q.images[0].segments[b].category_id == sky
     assert q.category(sky).isthing is False
     # labelled fraction of an image not yet loaded comes from the saved count
-    q = Project.open(proj.project_dir)
+    q = Project.open(proj.project_dir, read_only=True)
     assert not q.images[2].is_loaded
     assert q.images[2].labelled_fraction() == pytest.approx(25 / (H * W))
     assert not q.images[2].is_loaded
@@ -245,10 +245,10 @@ def test_failed_save_keeps_previous_project_intact(proj, monkeypatch):
     assert proj.json_path.read_bytes() == json_bytes
     assert sorted(os.listdir(proj.project_dir / "labels")) == labels_before  # no temp files left behind
     assert not [f for f in os.listdir(proj.project_dir) if f.endswith(".tmp")]
-    _same(_state(Project.open(proj.project_dir)), saved)
+    _same(_state(Project.open(proj.project_dir, read_only=True)), saved)
     # the unsaved edits are still in memory and the next save writes them
     proj.save()
-    _same(_state(Project.open(proj.project_dir)), _state(proj))
+    _same(_state(Project.open(proj.project_dir, read_only=True)), _state(proj))
 
 
 def test_crash_between_label_write_and_json_replace(proj, monkeypatch):
@@ -266,7 +266,7 @@ def test_crash_between_label_write_and_json_replace(proj, monkeypatch):
     with pytest.raises(OSError):
         proj.add_segment(0, _box(20, 40, 0, 60), 1)
     monkeypatch.undo()
-    _same(_state(Project.open(proj.project_dir)), saved)
+    _same(_state(Project.open(proj.project_dir, read_only=True)), saved)
 
 
 def test_orphans_from_a_crash_are_cleaned_on_next_save(proj):
@@ -275,6 +275,7 @@ def test_orphans_from_a_crash_are_cleaned_on_next_save(proj):
     orphan.write_bytes(b"x")
     tmp = proj.project_dir / ".project.json.abc.tmp"
     tmp.write_bytes(b"x")
+    proj.close()  # one writer per folder, also within a process
     q = Project.open(proj.project_dir)
     assert orphan.exists()  # open never modifies files
     q.add_segment(1, _box(0, 5, 0, 5), 1)
@@ -300,6 +301,7 @@ def test_malformed_project_raises_and_leaves_file_untouched(proj, content, match
         else:
             data["version"] = 99
         content = json.dumps(data).encode()
+    proj.close()  # a second writer in this process would be refused before the file is read
     proj.json_path.write_bytes(content)
     with pytest.raises(ProjectError, match=match) as err:
         Project.open(proj.project_dir)
@@ -309,7 +311,7 @@ def test_malformed_project_raises_and_leaves_file_untouched(proj, content, match
 
 def test_corrupt_label_map_is_reported_on_load(proj):
     proj.add_segment(0, _box(0, 20, 0, 30), 1)
-    q = Project.open(proj.project_dir)
+    q = Project.open(proj.project_dir, read_only=True)
     label_file = proj.project_dir / q.images[0].label_file
     label_file.write_bytes(b"garbage")
     with pytest.raises(ProjectError, match=label_file.name):
@@ -319,8 +321,9 @@ def test_corrupt_label_map_is_reported_on_load(proj):
 
 def test_missing_label_map_is_reported_on_open(proj):
     proj.add_segment(0, _box(0, 20, 0, 30), 1)
+    proj.close()  # a second writer in this process would be refused before the file is read
     os.unlink(proj.project_dir / proj.images[0].label_file)
-    with pytest.raises(ProjectError, match="missing"):
+    with pytest.raises(ProjectError, match="label map .* is missing"):
         Project.open(proj.project_dir)
 
 
@@ -331,7 +334,7 @@ def test_label_maps_loaded_lazily_and_evicted(images_dir, tmp_path):
     for i in range(len(p.images)):
         p.add_segment(i, _box(0, 5, i, i + 5), 1)
     assert sum(e.is_loaded for e in p.images) <= 3
-    q = Project.open(p.project_dir)
+    q = Project.open(p.project_dir, read_only=True)
     assert not any(e.is_loaded for e in q.images)
     assert (q.images[4].labels[0:5, 4:9] > 0).all()
     # undo of an edit to an image whose map was dropped still works
@@ -351,7 +354,7 @@ def test_project_moved_with_its_images(images_dir, tmp_path):
     p.add_segment(0, _box(0, 5, 0, 5), 1)
     moved = tmp_path / "moved"
     os.rename(root, moved)
-    q = Project.open(moved / "proj")
+    q = Project.open(moved / "proj", read_only=True)
     assert Path(q.images[0].path) == (moved / "imgs" / "im0.png").resolve()
     assert q.images[0].read_image().shape == (H, W, 3)
     assert not q.warnings
@@ -359,7 +362,7 @@ def test_project_moved_with_its_images(images_dir, tmp_path):
 
 def test_missing_image_is_a_warning_not_an_error(proj):
     os.unlink(proj.images[1].path)
-    q = Project.open(proj.project_dir)
+    q = Project.open(proj.project_dir, read_only=True)
     assert len(q.images) == 3 and any("im1.png" in w for w in q.warnings)
     with pytest.raises(ProjectError, match="im1.png"):
         q.images[1].read_image()
@@ -429,7 +432,7 @@ def test_delete_category_moves_its_segments_on_every_image_in_one_undo_step(proj
     assert proj.images[0].segments[a].category_id == typo
     # an unused category goes without a target; the last one cannot go
     assert proj.delete_category(sky) == 0
-    reopened = Project.open(proj.project_dir)
+    reopened = Project.open(proj.project_dir, read_only=True)
     assert sky not in {cat.id for cat in reopened.categories}
     for cid in [cat.id for cat in proj.categories][1:]:
         proj.delete_category(cid, move_to=proj.categories[0].id)
@@ -437,3 +440,23 @@ def test_delete_category_moves_its_segments_on_every_image_in_one_undo_step(proj
         proj.delete_category(proj.categories[0].id)
     with pytest.raises(KeyError):
         proj.delete_category(999)
+
+
+def test_a_second_open_for_editing_in_the_same_process_is_refused(proj):
+    """Two Project.open calls on one folder in one process both succeeded, and when the second saved, the segment
+    the first had added was gone (a second process was already refused). The second is refused too, or opens
+    read-only when asked to fall back; the first keeps working, and once it is closed the folder is free."""
+    from annotator.document import ProjectLockedError
+
+    a = proj.add_segment(0, _box(0, 10, 0, 10), 1)
+    with pytest.raises(ProjectLockedError, match="already open for editing in this process"):
+        Project.open(proj.project_dir)
+    with pytest.raises(ProjectLockedError):
+        Project.open(proj.json_path)  # named by its project.json: the same folder
+    viewer = Project.open(proj.project_dir, fallback_read_only=True)
+    assert viewer.read_only and "this process" in viewer.read_only_reason
+    b = proj.add_segment(1, _box(0, 10, 0, 10), 1)
+    proj.close()
+    again = Project.open(proj.project_dir)
+    assert a in again.images[0].segments and b in again.images[1].segments
+    again.close()

@@ -138,7 +138,7 @@ def test_click_accept_undo_redo(qtbot, project):
     qtbot.keyClick(win, Qt.Key_K)
     qtbot.waitUntil(lambda: tuple(overlay_pixel(win, 40, 50)[:3]) == tuple(cat.color))
     # saved already (autosave): a fresh open sees it
-    assert len(Project.open(project.project_dir).images[0].segments) == 1
+    assert len(Project.open(project.project_dir, read_only=True).images[0].segments) == 1
 
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
     assert entry.segments == {} and not entry.labels.any()
@@ -471,8 +471,8 @@ def test_malformed_project_reported_and_untouched(qtbot, project):
     assert win.project is None
     assert any("project.json" in m and "width" in m for m in win.messages)
     assert path.read_bytes() == bad and path.stat().st_mtime_ns == mtime
-    with pytest.raises(ProjectError):
-        Project.open(project.project_dir)
+    with pytest.raises(ProjectError, match="width"):
+        Project.open(project.project_dir, read_only=True)
 
 
 def test_missing_weights_reported_manual_editing_works(qtbot, project):
