@@ -37,10 +37,10 @@ def test_next_image_drops_the_selection_from_the_panel(qtbot, project):  # noqa:
     wait_proposal(qtbot, win)
     qtbot.keyClick(win, Qt.Key_Return)
     click(qtbot, win, 40, 50)                      # select the accepted segment
-    assert win.selected and win.tools_panel.delete_btn.isEnabled()
+    assert win.selected and win.segments_panel.delete_btn.isEnabled()
     qtbot.keyClick(win, Qt.Key_D)
     assert win.index == 1 and win.selected == []
-    assert not win.tools_panel.delete_btn.isEnabled()
+    assert not win.segments_panel.delete_btn.isEnabled()
     assert "Selected segment" not in win.tools_panel.info.text()
 
 

@@ -88,7 +88,7 @@ def start_from_menu(qtbot, win, base, steps: int):
     run = started.args[0]
     assert run.running and run.options["steps"] == steps and run.options["crop"] == 64
     assert run.command[1:3] == ["-m", "annotator.finetune_job"]  # a separate process, not a thread of the GUI
-    assert run.out_dir.parent == Path(win.project.project_dir) / "finetune"
+    assert not run.out_dir.resolve().is_relative_to(Path(win.project.project_dir).resolve())  # a scratch folder
     return run
 
 
@@ -150,20 +150,28 @@ def test_finetune_from_menu_table_and_use_new_weights(qtbot, assets):
     assert panel.table.isVisible() and panel.choice.isVisible()
     assert f"{len(report['val_images'])} held-out" in panel.summary.text()
 
-    # New weights and provenance stay in the project folder; the base file is untouched; so are annotations.
-    new = run.out_dir / "weights.safetensors"
-    assert new.is_file() and (run.out_dir / "provenance.json").is_file()
+    # The run wrote into its scratch folder only: nothing in the project yet; the base file and the annotations
+    # are untouched.
+    scratch = run.out_dir / "weights.safetensors"
+    assert scratch.is_file() and (run.out_dir / "provenance.json").is_file()
+    assert not (Path(project.project_dir) / "finetune").exists()
     assert _sha(assets["base"]) == base_sha
-    reopened = Project.open(project.project_dir)
+    reopened = Project.open(project.project_dir, read_only=True)
     assert all(np.array_equal(a, b.labels) for a, b in zip(labels_before, reopened.images))
+    scratch_sha = _sha(scratch)
 
-    # "Use new weights now" switches the running Segmenter (in the worker thread).
+    # "Use new weights now" copies the weights and their records into the project, removes the scratch folder
+    # and switches the running Segmenter (in the worker thread) to the copy.
     image = assets["scenes"][0].image
     clicks = [(40, 50, True)]
     old = seg.predict(image, clicks)
     label_before = win.status_device.text()
     with qtbot.waitSignal(win.weights_changed, timeout=20000) as changed:
         qtbot.mouseClick(panel.use_btn, Qt.LeftButton)
+    [kept] = (Path(project.project_dir) / "finetune").glob("*/weights.safetensors")
+    new = kept
+    assert _sha(kept) == scratch_sha and (kept.parent / "provenance.json").is_file()
+    assert not run.out_dir.exists()
     assert changed.args == [str(new)] and win.weights_path == str(new)
     assert win.worker.worker._segmenter is seg and seg.info["steps"] == 3
     assert "weights.safetensors" in win.status_device.text() and win.status_device.text() != label_before
@@ -194,8 +202,13 @@ def test_cancel_stops_the_run_and_keeps_its_weights(qtbot, assets):
     assert report["stopped"] and panel.steps_x[-1] <= report["steps_done"] < steps
     assert report["after"] is None and not panel.table.isVisible()  # no measurement after a cancel
     kept = Segmenter.from_pretrained(run.out_dir / "weights.safetensors", device="cpu")
-    assert kept.info["steps"] == report["steps_done"]  # the weights reached so far are kept
+    assert kept.info["steps"] == report["steps_done"]  # the weights reached so far can still be used
     assert win.weights_path == str(assets["base"])  # nothing switched without asking
+    # Seen in the window: every run, a cancelled one too, left 48 MB in the project folder. The run wrote only
+    # into its scratch folder, and "Keep current weights" removes that.
+    assert not (Path(project.project_dir) / "finetune").exists()
+    qtbot.mouseClick(panel.keep_btn, Qt.LeftButton)
+    assert not run.out_dir.exists() and not (Path(project.project_dir) / "finetune").exists()
 
 
 def test_failed_run_shows_the_error_and_leaves_annotations(qtbot, assets):
@@ -215,7 +228,7 @@ def test_failed_run_shows_the_error_and_leaves_annotations(qtbot, assets):
     assert "annotations are unchanged" in panel.title.text()
     assert any("Fine-tuning failed" in m for m in win.messages)
     assert pj.read_bytes() == before and not panel.choice.isVisible()
-    assert len(Project.open(project.project_dir).images[0].segments) == len(project.images[0].segments) > 0
+    assert len(Project.open(project.project_dir, read_only=True).images[0].segments) == len(project.images[0].segments) > 0
 
 
 def test_load_weights_menu_switches_and_reports_bad_files(qtbot, assets, monkeypatch, tmp_path):
@@ -315,3 +328,37 @@ def test_a_failed_run_message_reads_as_sentences(qtbot, assets):
     win, _ = make_window(qtbot, project, assets["base"])
     win._on_finetune_finished("failed", None, "the base weights are not a pointer-seg net\nTraceback ...")
     assert "pointer-seg net. Details are in" in win.messages[-1].replace("\n", " "), win.messages[-1]
+
+
+def test_too_few_held_out_objects_are_called_inconclusive_in_the_panel(qtbot):
+    """Seen in the window: with 1 held-out image the result showed a green "IoU@1 0.959 -> 1.000" and no word that
+    this means nothing. The panel says the sample is too small and colours no change as better or worse."""
+    from PyQt5.QtCore import QObject, pyqtSignal
+
+    from annotator._qt.finetune_panel import TABLE_COLS, TABLE_ROWS, FinetunePanel
+    from train.finetune import MIN_EVAL_OBJECTS
+
+    class FakeRun(QObject):
+        polled = pyqtSignal(list)
+        finished = pyqtSignal(str, object, str)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.options, self.out_dir, self.started_at, self.running = {"steps": 10}, Path("run"), None, False
+
+    def report(objects: int) -> dict:
+        return {"weights": str(Path(__file__)), "steps_done": 10, "train_s": 1, "wall_s": 2, "val_images": ["x"],
+                "train_images": ["y"], "eval_objects": objects, "min_eval_objects": MIN_EVAL_OBJECTS,
+                "before": {c[0]: 0.959 for c in TABLE_COLS}, "after": {c[0]: 1.0 for c in TABLE_COLS}}
+
+    panel = FinetunePanel()
+    qtbot.addWidget(panel)
+    for objects, inconclusive in ((1, True), (MIN_EVAL_OBJECTS, False)):
+        run = FakeRun()
+        panel.attach(run)
+        run.finished.emit("done", report(objects), "")
+        assert ("too few to tell" in panel.summary.text()) == inconclusive, panel.summary.text()
+        r = [k for k, _ in TABLE_ROWS].index("after")
+        c = [k for k, _, _ in TABLE_COLS].index("iou_at_1")
+        colour = panel.table.item(c, r).foreground().color()
+        assert (colour.green() > 150 and colour.red() < 100) != inconclusive, colour.name()

@@ -158,3 +158,120 @@ def test_dropping_an_overview_proposal_keeps_the_others_colours(qtbot, project):
     after = colours()
     assert after[1] == (0, 0, 0)
     assert [after[k] for k in (0, 2, 3)] == [before[k] for k in (0, 2, 3)]
+
+
+def test_a_folder_with_unreadable_files_gives_one_dialog_and_one_banner_entry(qtbot, tmp_path):
+    """Seen in the window: a folder with 3 unreadable files opened 3 modal dialogs on top of a banner that already
+    listed them."""
+    from PyQt5.QtWidgets import QMessageBox
+
+    from annotator._qt.main_window import MainWindow
+    from test_gui import make_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_image(folder / "good.png")
+    broken = ["a.jpg", "b.png", "c.jpg"]
+    for name in broken:
+        (folder / name).write_bytes(b"not an image")
+    win = MainWindow(None, segmenter=FakeSegmenter(), confirm_dialogs=True)  # dialogs as a person gets them
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    assert win.open_path(str(folder))
+    boxes = [b for b in win.findChildren(QMessageBox) if b.isVisible()]
+    assert len(boxes) == 1, [b.text() for b in boxes]
+    assert all(name in boxes[0].text() for name in broken)
+    assert win.banner.isVisible() and len(win.banner.text().splitlines()) == 1
+    assert all(name in win.banner.text() for name in broken)
+    for box in boxes:
+        box.close()
+
+
+def test_an_open_error_names_the_file_once_and_the_banner_does_not_pile_up(qtbot, tmp_path, project):  # noqa: F811
+    """Seen in the window: "Cannot open X: X: not a readable image", and the red banner grew with every failed
+    open until clicked."""
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"not an image")
+    win = make_window(qtbot, project)
+    for _ in range(3):
+        assert not win.open_path(str(bad))
+    message = win.messages[-1]
+    assert message.count(str(bad)) == 1 and "not a readable image" in message, message
+    assert win.banner.text().count(str(bad)) == 1                # the same failure three times: one entry
+    assert win.open_path(str(project.project_dir))                # a later successful open clears it
+    assert not win.banner.isVisible()
+    assert win.project is project and not project.read_only      # its own project, reopened, stays editable
+
+
+def test_export_folder_pickers_take_a_folder_that_does_not_exist_yet(qtbot, tmp_path, project):  # noqa: F811
+    """Seen in the window: the export folder pickers answered "Directory not found" to a new folder's name, so a
+    person had to make the folder elsewhere first. The real dialog is answered as a person would: a new name."""
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtWidgets import QApplication, QDialogButtonBox, QFileDialog, QLineEdit, QMessageBox
+
+    win = make_window(qtbot, project)
+    target = tmp_path / "exports" / "masks"
+    refused: list = []
+
+    def close_refusal() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            refused.append(box.text())
+            box.done(0)
+        elif isinstance(box, QFileDialog):
+            QTimer.singleShot(100, close_refusal)  # the refusal may not be up yet
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QFileDialog):
+            QTimer.singleShot(100, answer)  # not shown yet
+            return
+        dialog.findChild(QLineEdit, "fileNameEdit").setText(str(target))
+        QTimer.singleShot(300, close_refusal)
+        buttons = dialog.findChild(QDialogButtonBox)
+        buttons.buttons()[0].click()  # the dialog's accept button ("Choose")
+        if dialog.isVisible():
+            dialog.reject()
+
+    QTimer.singleShot(300, answer)
+    path = win.export_masks()
+    assert not refused, refused
+    assert path and (target / "labelmap.txt").is_file()
+
+
+def test_an_export_message_is_shown_in_the_default_window(qtbot, tmp_path):
+    """Seen in the default 1280x800 window: the status line after an export ended "... not reviewed yet, so not
+    ex", cut at the permanent widgets. The status bar now has two lines for a message and a height that does not
+    change with the message (the image above must not move under the mouse); a message still too long has its
+    path cut in the middle, every other word shown, the whole message in the tooltip."""
+    from PyQt5.QtWidgets import QLabel
+
+    from annotator.document import Project
+    from test_gui import make_image
+
+    root = tmp_path / "survey"
+    (root / "images").mkdir(parents=True)
+    make_image(root / "images" / "a.png")
+    project = Project.new(root / "images", root / "project")
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))
+    win.resize(1280, 800)
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment()
+    win.status("Saved.")
+    qtbot.wait(50)
+    bar_height, canvas_height = win.statusBar().height(), win.canvas.height()
+    for export in (lambda: win.export_masks(str(root / "masks")),
+                   lambda: win.export_panoptic(str(root / "exports" / "coco_panoptic"), instances=False)):
+        assert export()
+        message = win.statusBar().currentMessage()
+        assert message.endswith("not reviewed yet, so not exported)"), message
+        qtbot.wait(50)  # the layout settles
+        label = win.statusBar().findChild(QLabel, "statusMessage")
+        assert label is not None and label.isVisible()
+        assert label.fontMetrics().horizontalAdvance(message) > label.width()  # too long for one line here
+        assert label.height() >= label.heightForWidth(label.width()), (label.width(), label.height())
+        path = max(message.split(" "), key=len)
+        assert all(word in label.text() for word in message.split(" ") if word != path), label.text()
+        assert label.text() == message or (label.toolTip() == message and "…" in label.text())
+        assert (win.statusBar().height(), win.canvas.height()) == (bar_height, canvas_height)

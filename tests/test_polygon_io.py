@@ -197,8 +197,7 @@ def test_yolo_reader_refuses_a_malformed_line(tmp_path):
 
 
 def test_export_menus_start_in_the_project_folder_and_write(qtbot, project, tmp_path, monkeypatch):
-    from PyQt5.QtWidgets import QFileDialog
-
+    from annotator._qt import file_actions
     from test_gui import make_window
 
     win = make_window(qtbot, project)
@@ -208,7 +207,7 @@ def test_export_menus_start_in_the_project_folder_and_write(qtbot, project, tmp_
         asked.append((caption, start))
         return str(tmp_path / caption.split()[1])  # a folder per format
 
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick)
+    monkeypatch.setattr(file_actions, "choose_output_folder", pick)
     menu = {a.text().split("\t")[0]: a for m in win.menuBar().actions() for a in m.menu().actions()}
     menu["labelme JSON…"].trigger()
     menu["YOLO segmentation…"].trigger()
@@ -388,8 +387,9 @@ def _points(folder) -> int:
 def test_polygon_tolerance_is_asked_once_per_project_and_remembered(qtbot, project, tmp_path, monkeypatch):
     """The window asks for the polygon tolerance (and YOLO's val fraction and background) in one dialog that
     starts from what this project used last; the choice is kept in project.json."""
-    from PyQt5.QtWidgets import QDialog, QFileDialog
+    from PyQt5.QtWidgets import QDialog
 
+    from annotator._qt import file_actions
     from annotator._qt.file_actions import PolygonExportDialog
     from test_gui import make_window
 
@@ -408,7 +408,7 @@ def test_polygon_tolerance_is_asked_once_per_project_and_remembered(qtbot, proje
 
     monkeypatch.setattr(PolygonExportDialog, "exec_", answer)
     folders = iter(str(tmp_path / f"out{k}") for k in range(10))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: next(folders))
+    monkeypatch.setattr(file_actions, "choose_output_folder", lambda *a, **k: next(folders))
     answers.append({})
     assert win.export_labelme()
     assert shown[-1] == {"tolerance": 0.0}  # lossless by default

@@ -52,8 +52,7 @@ class AutoSegmentMixin:
                 return f"{self.project.category(self.proposal_category).name} (picked for this proposal)"
         except KeyError:
             pass
-        return (f"{auto_segment_category_name(self.project)} (auto-segment proposals; 1-9 picks a category for "
-                "the one shown)")
+        return f"{auto_segment_category_name(self.project)} (1-9 picks one)"
 
     def _auto_category_id(self) -> Optional[int]:
         """The category id an accepted auto-segment proposal gets (made if needed; None if read-only)."""

@@ -7,7 +7,7 @@ from typing import Callable, Optional, TypeVar
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (QApplication, QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                             QFormLayout, QLabel, QMessageBox, QProgressDialog, QVBoxLayout)
+                             QFormLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog, QVBoxLayout)
 
 from annotator.staging import Cancelled, Progress
 
@@ -72,6 +72,58 @@ class PolygonExportDialog(QDialog):
         return out
 
 
+class OutputFolderDialog(QFileDialog):
+    """Picks the folder an export (or a new project) is written to. Unlike QFileDialog.getExistingDirectory it
+    takes the name of a folder that does not exist yet, as a save dialog takes a new file name: the export makes
+    the folder (annotator.staging.StagedOutput). Qt's own dialog, as the platform's dialogs refuse such a name."""
+
+    def __init__(self, parent, title: str, start: str) -> None:
+        super().__init__(parent, title, start)
+        self.setOption(QFileDialog.DontUseNativeDialog, True)
+        self.setFileMode(QFileDialog.Directory)
+        self.setOption(QFileDialog.ShowDirsOnly, True)
+        self.setLabelText(QFileDialog.FileName, "Folder:")
+        buttons = self.findChild(QDialogButtonBox)
+        self._choose = buttons.button(QDialogButtonBox.Open) if buttons is not None else None
+        self._name = self.findChild(QLineEdit, "fileNameEdit")
+        if self._name is not None:
+            # Connected after Qt's own handler, which disables the button for a folder that does not exist.
+            self._name.textChanged.connect(self._allow_a_new_folder)
+
+    def _typed_folder(self) -> str:
+        text = os.path.expanduser(self._name.text().strip()) if self._name is not None else ""
+        return os.path.join(self.directory().absolutePath(), text) if text else ""
+
+    def _allow_a_new_folder(self, _text: str = "") -> None:
+        folder = self._typed_folder()
+        if folder and not os.path.exists(folder) and self._choose is not None:
+            self._choose.setEnabled(True)
+
+    def accept(self) -> None:
+        folder = self._typed_folder()
+        if folder and not os.path.exists(folder):
+            self._new_folder = os.path.normpath(folder)
+            QDialog.accept(self)  # QFileDialog.accept would answer "Directory not found"
+            return
+        self._new_folder = None
+        super().accept()
+
+    def chosen_folder(self) -> str:
+        """The folder accepted: a new one typed, else the one Qt selected."""
+        if getattr(self, "_new_folder", None):
+            return self._new_folder
+        chosen = self.selectedFiles()
+        return chosen[0] if chosen else ""
+
+
+def choose_output_folder(parent, title: str, start: str) -> str:
+    """The folder to write to, existing or new; "" if the person cancelled."""
+    dialog = OutputFolderDialog(parent, title, start)
+    if dialog.exec_() != QDialog.Accepted:
+        return ""
+    return dialog.chosen_folder()
+
+
 class FileActionsMixin:
     """Methods of MainWindow (annotator._qt.main_window), kept apart by topic; they use its widgets and state."""
 
@@ -133,7 +185,7 @@ class FileActionsMixin:
         if self.project is None:
             return None
         if out_dir is None:
-            out_dir = QFileDialog.getExistingDirectory(self, "Export COCO panoptic to folder", self._dialog_dir())
+            out_dir = choose_output_folder(self, "Export COCO panoptic to folder", self._dialog_dir())
             if not out_dir:
                 return None
             if instances is None:
@@ -182,7 +234,7 @@ class FileActionsMixin:
                                                        "JSON (*.json)")
             if not json_path:
                 return False
-            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project", self._dialog_dir())
+            project_dir = choose_output_folder(self, "Folder for the new project", self._dialog_dir())
             if not project_dir:
                 return False
         kwargs = {}
@@ -244,7 +296,7 @@ class FileActionsMixin:
             return None
         ask = out_dir is None and self.confirm_dialogs
         if out_dir is None:
-            out_dir = QFileDialog.getExistingDirectory(self, "Export labelme JSON to folder", self._dialog_dir())
+            out_dir = choose_output_folder(self, "Export labelme JSON to folder", self._dialog_dir())
             if not out_dir:
                 return None
         opts = self._polygon_options(False, tolerance, None, None, ask)
@@ -269,7 +321,7 @@ class FileActionsMixin:
             return None
         ask = out_dir is None and self.confirm_dialogs
         if out_dir is None:
-            out_dir = QFileDialog.getExistingDirectory(self, "Export YOLO segmentation to folder", self._dialog_dir())
+            out_dir = choose_output_folder(self, "Export YOLO segmentation to folder", self._dialog_dir())
             if not out_dir:
                 return None
         opts = self._polygon_options(True, tolerance, val_fraction, background, ask)
@@ -292,7 +344,7 @@ class FileActionsMixin:
         if self.project is None:
             return None
         if out_dir is None:
-            out_dir = QFileDialog.getExistingDirectory(self, "Export segmentation masks to folder", self._dialog_dir())
+            out_dir = choose_output_folder(self, "Export segmentation masks to folder", self._dialog_dir())
             if not out_dir:
                 return None
         path = self._export("Exporting segmentation masks",
@@ -311,7 +363,7 @@ class FileActionsMixin:
             if not source:
                 return False
         if project_dir is None:
-            project_dir = QFileDialog.getExistingDirectory(self, "Folder for the new project", source)
+            project_dir = choose_output_folder(self, "Folder for the new project", source)
             if not project_dir:
                 return False
         try:

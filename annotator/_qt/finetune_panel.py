@@ -58,18 +58,6 @@ def default_threads() -> int:
     return max(1, cores - 1)
 
 
-def unique_out_dir(project_dir: os.PathLike) -> Path:
-    """PROJECT/finetune/<timestamp>/ (train.finetune.default_out_dir), with a suffix if that one exists."""
-    from train.finetune import default_out_dir
-
-    out = Path(default_out_dir(project_dir))
-    cand, k = out, 2
-    while cand.exists():
-        cand = out.with_name(f"{out.name}-{k}")
-        k += 1
-    return cand
-
-
 def format_seconds(s: Optional[float]) -> str:
     if s is None:
         return "–"
@@ -564,7 +552,7 @@ class FinetunePanel(QWidget):
             self.progress.setValue(self.progress.value())
             done = (report or {}).get("steps_done")
             self.title.setText("Fine-tuning cancelled.")
-            kept = f" The weights after {done} steps are kept in {weights}." if self.new_weights and done else ""
+            kept = f" The weights after {done} steps can still be used." if self.new_weights and done else ""
             self.detail.setText(f"Stopped after {format_seconds(elapsed)}; no before/after measurement.{kept}")
             if self.new_weights and done:
                 self.use_btn.setText("Use these (unmeasured) weights")
@@ -579,10 +567,17 @@ class FinetunePanel(QWidget):
         self.choice.setVisible(self.new_weights is not None)
 
     def show_table(self, report: dict) -> None:
-        """Fill the before/after table from a report.json dict."""
+        """Fill the before/after table from a report.json dict. With too few held-out objects to tell the weights
+        apart (train.finetune.too_few_objects) the table says so and colours no change as better or worse: one
+        held-out image had shown a green "IoU@1 0.959 -> 1.000" that meant nothing."""
+        from train.finetune import too_few_objects, too_few_objects_text
+
+        inconclusive = too_few_objects(report)
         self.summary.setText(f"On {len(report.get('val_images') or [])} held-out image(s), "
                              f"{report.get('eval_objects', 0)} objects (trained on "
-                             f"{len(report.get('train_images') or [])} image(s)):")
+                             f"{len(report.get('train_images') or [])} image(s)):"
+                             + (f"\n{too_few_objects_text(report)}" if inconclusive else ""))
+        self.summary.setStyleSheet("color:#d08000;" if inconclusive else "")
         before = report.get("before") or {}
         for r, (key, _) in enumerate(TABLE_ROWS):
             m = report.get(key) or {}
@@ -591,7 +586,7 @@ class FinetunePanel(QWidget):
                 item = QTableWidgetItem("–" if v is None else f"{v:.{digits}f}")
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 b = before.get(mk)
-                if key == "after" and v is not None and b is not None and v != b:
+                if key == "after" and v is not None and b is not None and v != b and not inconclusive:
                     better = v < b if mk in LOWER_IS_BETTER else v > b
                     item.setForeground(QColor(40, 170, 60) if better else QColor(210, 60, 60))
                 self.table.setItem(c, r, item)
@@ -614,8 +609,7 @@ class FinetunePanel(QWidget):
 
     def _on_keep(self) -> None:
         self.choice.setEnabled(False)
-        where = f" The new weights stay in {self.new_weights}." if self.new_weights else ""
-        self.decision.setText("Kept the current weights." + where)
+        self.decision.setText("Kept the current weights.")
         self.keep_requested.emit()
 
     def weights_result(self, ok: bool, text: str) -> None:

@@ -6,6 +6,7 @@ selection and the active tool. Views refresh from the project's listener events.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -24,7 +25,9 @@ from PyQt5.QtWidgets import (
     QMessageBox,
     QProgressDialog,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
+    QStatusBar,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +53,88 @@ class _MinimumHeightColumn(QVBoxLayout):
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
         return False
+
+
+class MessageBar(QStatusBar):
+    """The status bar, with room for two lines of message. Qt's status bar paints a message on one line and cuts
+    it at the permanent widgets, so at the default window size an export's outcome ended "... not reviewed yet,
+    so not ex". Here the message is a word-wrapped label of its own (``message_label``), two lines high whatever
+    the message, so the image above never moves under the mouse; a message longer than that is cut in its middle
+    ("…"), the whole of it in the tooltip. ``showMessage`` / ``currentMessage`` / ``clearMessage`` work as
+    QStatusBar's do (``currentMessage`` gives the whole text)."""
+
+    LINES = 2
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.message_label = QLabel()
+        self.message_label.setObjectName("statusMessage")
+        self.message_label.setWordWrap(True)
+        # Its width comes from the bar, never from the text: a long message must not widen the window.
+        self.message_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.addWidget(self.message_label, 1)
+        self._text = ""
+        self._expiry = QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(self.clearMessage)
+        self._show()
+
+    def showMessage(self, text: str, msecs: int = 0) -> None:  # noqa: N802 (Qt's name)
+        self._text = text
+        self._show()
+        if msecs > 0:
+            self._expiry.start(msecs)
+        else:
+            self._expiry.stop()
+        self.messageChanged.emit(text)
+
+    def currentMessage(self) -> str:  # noqa: N802
+        return self._text
+
+    def clearMessage(self) -> None:  # noqa: N802
+        self._expiry.stop()
+        if self._text:
+            self._text = ""
+            self._show()
+            self.messageChanged.emit("")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._show()
+
+    def _show(self) -> None:
+        label, text = self.message_label, self._text
+        width = max(1, label.width())
+        label.setText("\n".join(["X"] * self.LINES))
+        room = label.heightForWidth(width)
+        if label.height() != room:
+            label.setFixedHeight(room)
+        label.setText(text)
+        shown = text
+        if text and label.heightForWidth(width) > room:
+            # The longest word (a path, as a rule) is cut in its middle first; the sentence around it stays whole.
+            words = text.split(" ")
+            longest = max(range(len(words)), key=lambda k: len(words[k]))
+            shown = self._cut_to_fit(label, width, room, words[longest],
+                                     lambda w: " ".join(words[:longest] + [w] + words[longest + 1:]))
+            if label.heightForWidth(width) > room:
+                shown = self._cut_to_fit(label, width, room, text, lambda t: t)
+        label.setToolTip(text if shown != text else "")
+
+    @staticmethod
+    def _cut_to_fit(label: QLabel, width: int, room: int, part: str, whole: Callable[[str], str]) -> str:
+        """``whole(part cut in its middle)`` with as much of `part` kept as lets the label fit in `room`; left in
+        the label."""
+        def cut(keep: int) -> str:
+            return whole(part[:keep - keep // 2] + "…" + part[len(part) - keep // 2:])
+
+        lo, hi = 0, len(part)
+        while lo < hi:
+            keep = (lo + hi + 1) // 2
+            label.setText(cut(keep))
+            lo, hi = (keep, hi) if label.heightForWidth(width) <= room else (lo, keep - 1)
+        label.setText(cut(lo))
+        return label.text()
 
 
 class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActionsMixin, ModelActionsMixin, QMainWindow):
@@ -145,9 +230,11 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         lay = _MinimumHeightColumn(side)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.tools_panel)
-        lay.addWidget(self.categories_panel, 1)
-        lay.addWidget(self.segments_panel, 2)
-        lay.addWidget(self.images_panel, 2)
+        # The spare height goes mostly to the categories and segments, which a person reads while clicking; the
+        # image list is for moving between images (D / PgDn do that too).
+        lay.addWidget(self.categories_panel, 3)
+        lay.addWidget(self.segments_panel, 3)
+        lay.addWidget(self.images_panel, 1)
         # Errors stay visible above the canvas until clicked away (status-bar messages expire).
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -175,7 +262,9 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         split.addWidget(left)
         split.addWidget(self.side_scroll)
         split.setStretchFactor(0, 1)
-        split.setSizes([960, 320])
+        # The side column starts about 410 px wide in the default 1280 px window: its hints then fit in the lines
+        # the tool box keeps for them.
+        split.setSizes([870, 410])
         self.setCentralWidget(split)
         self.overlay_help = ShortcutsOverlay(self)
 
@@ -190,6 +279,7 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         self.segments_panel.selection_changed.connect(self._on_segment_rows_selected)
         self.segments_panel.visibility_changed.connect(self.set_segment_visible)
         self.segments_panel.delete_requested.connect(self.delete_selected)
+        self.segments_panel.merge_requested.connect(self.merge_selected)
         tp = self.tools_panel
         tp.accept.connect(self.accept_proposal)
         tp.reject.connect(self.reject_proposal)
@@ -198,11 +288,10 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         tp.roi_mode_changed.connect(self.set_roi_mode)
         tp.opacity_changed.connect(self.set_opacity)
         tp.hatch_changed.connect(self.set_hatch)
-        tp.merge.connect(self.merge_selected)
-        tp.delete.connect(self.delete_selected)
         tp.brush_size_changed.connect(self.set_brush_radius)
 
         # --- status bar
+        self.setStatusBar(MessageBar())
         self.status_device = QLabel()
         self.status_latency = QLabel("last prediction: –")
         # Stays up while the project is read-only (another process holds it): banners go after a success, this not.
@@ -210,8 +299,15 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         self.read_only_label.setStyleSheet("background:#7a1f1f; color:white; padding:2px 6px; font-weight:bold;")
         self.read_only_label.hide()
         self.statusBar().addPermanentWidget(self.read_only_label)
-        self.statusBar().addPermanentWidget(self.status_latency)
-        self.statusBar().addPermanentWidget(self.status_device)
+        # Latency over device: one above the other in the bar's two lines, the messages keep the width.
+        readings = QWidget()
+        column = QVBoxLayout(readings)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        for label in (self.status_latency, self.status_device):
+            label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            column.addWidget(label)
+        self.statusBar().addPermanentWidget(readings)
         self._set_device_text()
 
         self._build_menus()
@@ -308,7 +404,9 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         if error:
             if not self.banner.isVisible():
                 self._banner_lines = []
-            self._banner_lines = (self._banner_lines + [text.replace("\n", " ")])[-4:]
+            line = text.replace("\n", " ")
+            # The same error again (the same bad file opened twice) moves to the end instead of piling up.
+            self._banner_lines = ([old for old in self._banner_lines if old != line] + [line])[-4:]
             self.banner.setText("\n".join(self._banner_lines))
             self.banner.show()
         if self.confirm_dialogs:
@@ -380,8 +478,12 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         self.category_id = cats[0].id if cats else None
         self._refresh_categories()
         self._refresh_image_list()
-        for msg in list(getattr(project, "skipped", [])) + list(getattr(project, "warnings", [])):
-            self.notify(msg, error=True)
+        # Every problem found on opening in one message: one dialog and one banner entry, not one per file.
+        problems = list(getattr(project, "skipped", [])) + list(getattr(project, "warnings", []))
+        if not project.images:
+            problems.append("The project has no readable images.")
+        if problems:
+            self.notify(opening_problems_text(problems), error=True)
         self.index = -1
         self._refresh_proposal_counts()
         if project.images:
@@ -390,15 +492,21 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
             self.show_image(names.index(last) if last in names else 0)
         else:
             self.canvas.set_image(None)
-            self.notify("The project has no readable images.", error=True)
 
     def open_path(self, path: str, project_dir: Optional[str] = None) -> bool:
         """Open an image, a folder of images or a project folder / project.json. Returns success."""
         try:
             project = open_project_for(path, project_dir)
         except (ProjectError, OSError, ValueError) as exc:
-            self.notify(f"Cannot open {path}:\n{exc}", error=True)
+            self.notify(cannot_open_text(path, exc), error=True)
             return False
+        self.clear_error_banner()  # earlier failures to open are stale once something opened
+        current = self.project
+        if (project.read_only and current is not None and not current.read_only
+                and project.project_dir == current.project_dir):
+            # The project this window edits: a second Project of it is refused (it opened read-only), keep ours.
+            self.status(f"{current.project_dir} is already open here.")
+            return True
         self.set_project(project)
         return True
 
@@ -796,7 +904,7 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
             except KeyError:
                 pass
         acceptable = self.proposal is not None and bool(self.proposal.any())  # 0 px: nothing to accept
-        self.tools_panel.set_state(text, acceptable, queued, len(self.selected))
+        self.tools_panel.set_state(text, acceptable, queued)
 
     # ================================================================================ keys
     def keyPressEvent(self, ev) -> None:  # noqa: N802
@@ -892,7 +1000,7 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
         if self.overlay_help.isVisible():
-            self.overlay_help.setGeometry(self.rect())
+            self.overlay_help.fit()
 
     def closeEvent(self, ev) -> None:  # noqa: N802
         run = self.finetune_run
@@ -902,6 +1010,7 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
             if not run.wait(5000):
                 run.kill()
                 run.wait(2000)
+        self.discard_finetune_run()  # weights nobody chose to use do not outlive the window
         if self._bulk_req is not None:
             self.worker.cancel()
         self.worker.stop()
@@ -924,6 +1033,27 @@ def _bundled_weights_path() -> Optional[str]:
     except Exception:
         return None
     return str(BUNDLED_WEIGHTS)
+
+
+def cannot_open_text(path: str, exc: BaseException) -> str:
+    """"Cannot open PATH: why". The errors of the readers already start with the file they are about; that path
+    is not said twice ("Cannot open a.jpg: a.jpg: not a readable image"). An error about another file (a
+    project.json inside a folder) keeps its own path."""
+    why = str(exc)
+    for said in dict.fromkeys((path, os.fspath(Path(path)), os.path.abspath(path))):
+        if why.startswith(f"{said}: "):
+            return f"Cannot open {path}: {why[len(said) + 2:]}"
+    return f"Cannot open {path}:\n{why}"
+
+
+def opening_problems_text(problems: List[str], listed: int = 10) -> str:
+    """One message for the problems found when a project opened (unreadable images skipped, missing files, ...):
+    the first line counts them, each of the first `listed` has a line of its own, ended by ";" so that the
+    banner, which joins the lines, still reads as a list."""
+    if len(problems) == 1:
+        return problems[0]
+    shown = problems[:listed] + ([f"and {len(problems) - listed} more"] if len(problems) > listed else [])
+    return "\n".join([f"{len(problems)} problems on opening:"] + [f"{p};" for p in shown[:-1]] + shown[-1:])
 
 
 def open_project_for(path: str, project_dir: Optional[str] = None) -> Project:

@@ -8,7 +8,9 @@ from pathlib import Path
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QDockWidget, QFileDialog
 
-from .finetune_panel import FinetuneOptionsDialog, FinetunePanel, FinetuneProcess, unique_out_dir
+from annotator.finetune_job import discard, keep_result, make_scratch_dir
+
+from .finetune_panel import FinetuneOptionsDialog, FinetunePanel, FinetuneProcess
 
 
 class ModelActionsMixin:
@@ -88,7 +90,10 @@ class ModelActionsMixin:
             return None
         try:
             self.project.save()  # the process reads the project from disk
-            out = unique_out_dir(self.project.project_dir)
+            self.discard_finetune_run()  # a finished run nobody chose from is not kept for ever
+            # The run writes into a scratch folder outside the project (a run's weights, checkpoint and data copy
+            # come to tens of MB): only weights the person chooses to use come into the project (keep_result).
+            out = make_scratch_dir()
             run = FinetuneProcess(self.project.project_dir, out, options, poll_ms=self.finetune_poll_ms, parent=self)
         except (OSError, TypeError, ValueError) as exc:
             self.notify(f"Cannot start fine-tuning: {exc}", error=True)
@@ -109,8 +114,8 @@ class ModelActionsMixin:
         """Create / show the Fine-tuning dock; with `run`, reset the panel to follow that run."""
         if self.finetune_panel is None:
             self.finetune_panel = FinetunePanel()
-            self.finetune_panel.use_requested.connect(self.load_weights)
-            self.finetune_panel.keep_requested.connect(lambda: self.status("Kept the current weights."))
+            self.finetune_panel.use_requested.connect(self.use_finetuned_weights)
+            self.finetune_panel.keep_requested.connect(self.keep_current_weights)
             self.finetune_dock = QDockWidget("Fine-tuning", self)
             self.finetune_dock.setObjectName("finetune-dock")
             self.finetune_dock.setWidget(self.finetune_panel)
@@ -126,6 +131,34 @@ class ModelActionsMixin:
             self.repaint()
         self.finetune_dock.raise_()
         return self.finetune_panel
+
+    def use_finetuned_weights(self, path: str) -> bool:
+        """The panel's "Use": a run's weights (with their report and provenance) are copied into
+        PROJECT/finetune/<timestamp>/, the run's scratch folder goes, and the copy is loaded."""
+        run = self.finetune_run
+        if run is None or self.project is None or Path(path).resolve().parent != run.out_dir.resolve():
+            return self.load_weights(path)
+        try:
+            kept = str(keep_result(run.out_dir, self.project.project_dir))
+        except OSError as exc:
+            if self.finetune_panel is not None:
+                self.finetune_panel.weights_result(False, f"Could not copy the new weights into the project: {exc}")
+            return False
+        discard(run.out_dir)
+        if self.finetune_panel is not None:
+            self.finetune_panel.new_weights = kept
+        return self.load_weights(kept)
+
+    def keep_current_weights(self) -> None:
+        """The panel's "Keep": the run's weights and its scratch folder go."""
+        self.discard_finetune_run()
+        self.status("Kept the current weights; the fine-tuned ones were discarded.")
+
+    def discard_finetune_run(self) -> None:
+        """Remove the last run's scratch folder, unless the run is still going."""
+        run = self.finetune_run
+        if run is not None and not run.running:
+            discard(run.out_dir)
 
     def _on_finetune_finished(self, status: str, report: Optional[dict], message: str) -> None:
         if self.finetune_dock is not None:

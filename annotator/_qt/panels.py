@@ -32,6 +32,18 @@ def color_icon(rgb) -> QIcon:
 LIST_MIN_HEIGHT = 44  # about two rows; the lists stretch into whatever height the window has
 
 
+def compact_column(box: QGroupBox) -> QVBoxLayout:
+    """A group box's column with tighter margins and spacing than the style's (9-11 px each): four boxes stacked
+    in the side column, and the pixels go to the lists' rows."""
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(6, 4, 6, 6)
+    lay.setSpacing(4)
+    return lay
+
+
+HINT_LINES = 4  # the proposal hint's room, in lines: most hints (a proposal, its category) fit in it
+
+
 class CategoryPanel(QGroupBox):
     """List of categories; the current one is used when accepting. Keys 1-9 pick the first nine."""
 
@@ -70,7 +82,7 @@ class CategoryPanel(QGroupBox):
         row = QHBoxLayout()
         for b in (add, rename, recolor, self.delete_btn):
             row.addWidget(b)
-        lay = QVBoxLayout(self)
+        lay = compact_column(self)
         lay.addWidget(self.list)
         lay.addLayout(row)
         self._updating = False
@@ -127,6 +139,7 @@ class SegmentListPanel(QGroupBox):
     selection_changed = pyqtSignal(list)   # selected segment ids
     visibility_changed = pyqtSignal(int, bool)  # segment id, visible
     delete_requested = pyqtSignal()
+    merge_requested = pyqtSignal()
 
     def __init__(self, parent=None) -> None:
         super().__init__("Segments", parent)
@@ -136,14 +149,23 @@ class SegmentListPanel(QGroupBox):
         self.list.setSelectionMode(QListWidget.ExtendedSelection)
         self.list.itemSelectionChanged.connect(self._on_selection)
         self.list.itemChanged.connect(self._on_item_changed)
+        # Merge and Delete act on the selected segments, so they sit under the list that shows the selection
+        # (they were a row of the tool box too, which the lists' rows need at 1280x800).
+        self.merge_btn = QPushButton("Merge (M)")
+        self.merge_btn.setToolTip("Merge the two selected segments into one")
+        self.merge_btn.clicked.connect(self.merge_requested)
         self.delete_btn = QPushButton("Delete")
-        self.delete_btn.setFocusPolicy(Qt.NoFocus)
+        self.delete_btn.setToolTip("Delete the selected segments (Del)")
         self.delete_btn.clicked.connect(self.delete_requested)
+        for b in (self.merge_btn, self.delete_btn):
+            b.setFocusPolicy(Qt.NoFocus)
+            b.setEnabled(False)
         self.summary = QLabel("")
         row = QHBoxLayout()
         row.addWidget(self.summary, 1)
+        row.addWidget(self.merge_btn)
         row.addWidget(self.delete_btn)
-        lay = QVBoxLayout(self)
+        lay = compact_column(self)
         lay.addWidget(self.list)
         lay.addLayout(row)
         self._updating = False
@@ -172,8 +194,12 @@ class SegmentListPanel(QGroupBox):
             if it.isSelected() != (sid in selected):
                 it.setSelected(sid in selected)
         self.summary.setText(f"{len(rows)} segment(s)")
-        self.delete_btn.setEnabled(bool(selected))
+        self._enable_buttons(len(selected))
         self._updating = False
+
+    def _enable_buttons(self, n_selected: int) -> None:
+        self.merge_btn.setEnabled(n_selected == 2)
+        self.delete_btn.setEnabled(n_selected >= 1)
 
     def set_selected(self, selected) -> None:
         """Mark these segment ids selected in the list (the rows themselves stay)."""
@@ -183,7 +209,7 @@ class SegmentListPanel(QGroupBox):
             want = it.data(Qt.UserRole) in selected
             if it.isSelected() != want:
                 it.setSelected(want)
-        self.delete_btn.setEnabled(bool(selected))
+        self._enable_buttons(len(selected))
         self._updating = False
 
     def row_of(self, segment_id: int) -> int:
@@ -195,7 +221,7 @@ class SegmentListPanel(QGroupBox):
     def _on_selection(self) -> None:
         if not self._updating:
             ids = [it.data(Qt.UserRole) for it in self.list.selectedItems()]
-            self.delete_btn.setEnabled(bool(ids))
+            self._enable_buttons(len(ids))
             self.selection_changed.emit(ids)
 
     def _on_item_changed(self, item) -> None:
@@ -243,7 +269,7 @@ class ImageListPanel(QGroupBox):
         self.list.setItemDelegate(_ImageRowDelegate(self.list))
         self.list.currentRowChanged.connect(self._on_row)
         self.summary = QLabel("")
-        lay = QVBoxLayout(self)
+        lay = compact_column(self)
         lay.addWidget(self.list)
         lay.addWidget(self.summary)
         self._updating = False
@@ -312,11 +338,13 @@ class ImageListPanel(QGroupBox):
 class WrappedLabel(QLabel):
     """A word-wrapped label whose minimum height follows its text at its current width. A plain QLabel with word
     wrap reports the height of a wider layout, so a box with no stretch, beside lists that stretch, showed only
-    the first lines of a three-line hint (seen in the window under Xvfb)."""
+    the first lines of a three-line hint (seen in the window under Xvfb). It keeps room for at least `min_lines`
+    lines, so a text that wraps onto one line more or less does not move what is below it."""
 
-    def __init__(self, text: str = "", parent=None) -> None:
+    def __init__(self, text: str = "", parent=None, min_lines: int = 1) -> None:
         super().__init__(text, parent)
         self.setWordWrap(True)
+        self.min_lines = max(1, int(min_lines))
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
         super().setText(text)
@@ -328,12 +356,17 @@ class WrappedLabel(QLabel):
 
     def _fit(self) -> None:
         need = self.heightForWidth(max(1, self.width()))
+        if self.min_lines > 1:  # measured as the text is: Qt's rich-text layout adds to the font's line spacing
+            probe = QLabel("\n".join(["X"] * self.min_lines))
+            probe.setFont(self.font())
+            probe.setWordWrap(True)
+            need = max(need, probe.heightForWidth(max(1, self.width())))
         if need > 0 and need != self.minimumHeight():
             self.setMinimumHeight(need)
 
 
 class ToolPanel(QGroupBox):
-    """Proposal review, display options, segment editing tools."""
+    """Proposal review, the click / brush / box tools, the ROI and display options."""
 
     accept = pyqtSignal()
     reject = pyqtSignal()
@@ -342,16 +375,24 @@ class ToolPanel(QGroupBox):
     roi_mode_changed = pyqtSignal(str)
     opacity_changed = pyqtSignal(float)
     hatch_changed = pyqtSignal(bool)
-    merge = pyqtSignal()
-    delete = pyqtSignal()
     brush_size_changed = pyqtSignal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__("Proposal && tools", parent)
-        self.info = WrappedLabel("Click the image to segment.")
-        self.accept_btn = QPushButton("Accept (Enter)")
-        self.reject_btn = QPushButton("Reject (Esc)")
-        self.accept_all_btn = QPushButton("Accept all remaining")
+        # Room for HINT_LINES lines whatever the hint: the buttons and lists below stay put while hints change.
+        self.info = WrappedLabel("Click the image to segment.", min_lines=HINT_LINES)
+        # The keys are in the hint above ("Enter/A accept, Esc/R reject") and the tooltips: three buttons then fit
+        # one row of the side column at its old width.
+        self.accept_btn = QPushButton("Accept")
+        self.accept_btn.setToolTip("Accept the proposal (Enter or A)")
+        self.reject_btn = QPushButton("Reject")
+        self.reject_btn.setToolTip("Reject the proposal (Esc or R)")
+        self.accept_all_btn = QPushButton("Accept all (999)")
+        # As wide as its longest label from the start (an image gets at most 50 proposals): a count appearing
+        # must not widen the side panel.
+        self.accept_all_btn.setMinimumWidth(self.accept_all_btn.sizeHint().width())
+        self.accept_all_btn.setText("Accept all")
+        self.accept_all_btn.setToolTip("Accept all remaining auto-segment proposals of this image (Shift+Enter)")
         self.accept_btn.clicked.connect(self.accept)
         self.reject_btn.clicked.connect(self.reject)
         self.accept_all_btn.clicked.connect(self.accept_all)
@@ -379,24 +420,22 @@ class ToolPanel(QGroupBox):
         self.hatch.setChecked(True)
         self.hatch.toggled.connect(self.hatch_changed)
 
-        self.merge_btn = QPushButton("Merge selected (M)")
-        self.delete_btn = QPushButton("Delete selected (Del)")
-        self.merge_btn.clicked.connect(self.merge)
-        self.delete_btn.clicked.connect(self.delete)
-
         for w in (self.accept_btn, self.reject_btn, self.accept_all_btn, self.tool, self.brush, self.roi_mode,
-                  self.opacity, self.hatch, self.merge_btn, self.delete_btn):
+                  self.opacity, self.hatch):
             w.setFocusPolicy(Qt.NoFocus)
 
-        lay = QVBoxLayout(self)
+        # Rows share buttons and fields so the tool box leaves the lists below room for several rows each at the
+        # default 1280x800 (Categories showed 2 rows, Segments 3.5).
+        lay = compact_column(self)
         lay.addWidget(self.info)
         row = QHBoxLayout()
-        row.addWidget(self.accept_btn)
-        row.addWidget(self.reject_btn)
+        for b in (self.accept_btn, self.reject_btn, self.accept_all_btn):
+            row.addWidget(b)
         lay.addLayout(row)
-        lay.addWidget(self.accept_all_btn)
-        lay.addWidget(self.tool)
-        lay.addWidget(self.brush)
+        row_tool = QHBoxLayout()
+        row_tool.addWidget(self.tool, 1)
+        row_tool.addWidget(self.brush, 1)
+        lay.addLayout(row_tool)
         lay.addWidget(self.roi_mode)
         # Opacity and hatch share a row: the side column then fits a 1280x800 window without scrolling.
         row_view = QHBoxLayout()
@@ -404,19 +443,13 @@ class ToolPanel(QGroupBox):
         row_view.addWidget(self.opacity, 1)
         row_view.addWidget(self.hatch)
         lay.addLayout(row_view)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.merge_btn)
-        row2.addWidget(self.delete_btn)
-        lay.addLayout(row2)
 
-    def set_state(self, text: str, has_proposal: bool, queued: int, n_selected: int) -> None:
+    def set_state(self, text: str, has_proposal: bool, queued: int) -> None:
         self.info.setText(text)
         self.accept_btn.setEnabled(has_proposal)
         self.reject_btn.setEnabled(has_proposal)
         self.accept_all_btn.setEnabled(queued > 0)
-        self.accept_all_btn.setText(f"Accept all remaining ({queued + int(has_proposal)})" if queued else "Accept all remaining")
-        self.merge_btn.setEnabled(n_selected == 2)
-        self.delete_btn.setEnabled(n_selected >= 1)
+        self.accept_all_btn.setText(f"Accept all ({queued + int(has_proposal)})" if queued else "Accept all")
 
     def set_tool(self, tool: str) -> None:
         i = self.tool.findData(tool)

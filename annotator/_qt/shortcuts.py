@@ -42,21 +42,63 @@ SHORTCUTS = [
 ]
 
 
+FONT_PX = (13, 12, 11, 10)  # the overlay's text sizes, largest first
+
+
 class ShortcutsOverlay(QWidget):
-    """Semi-transparent panel over the main window listing every shortcut; any key or click hides it."""
+    """Semi-transparent panel over the main window listing every shortcut; any key or click hides it.
+
+    The list is laid out as two pairs of columns whose descriptions wrap: as one table of unwrapped rows it was
+    1560 px wide, so in a 1280 px window its right column ran past the backdrop over the side panel's buttons."""
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
-        rows = "".join(
-            f"<tr><td style='padding:2px 14px 2px 0'><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS
-        )
-        label = QLabel(f"<h3>Keyboard shortcuts</h3><table>{rows}</table><p><i>Press any key to close.</i></p>")
-        label.setStyleSheet("color: white; font-size: 13px;")
-        label.setTextFormat(Qt.RichText)
+        self.label = QLabel(self.html())
+        self.label.setTextFormat(Qt.RichText)
+        self._font_px = 0
+        self._set_font_px(FONT_PX[0])
+        self.label.setWordWrap(True)
+        self.label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         lay = QVBoxLayout(self)
-        lay.addWidget(label, alignment=Qt.AlignCenter)
+        lay.setContentsMargins(16, 12, 16, 12)
+        lay.addWidget(self.label)
         self.setFocusPolicy(Qt.StrongFocus)
         self.hide()
+
+    @staticmethod
+    def html() -> str:
+        """The shortcut table: the first half of SHORTCUTS down the left pair of columns, the rest down the right."""
+        half = (len(SHORTCUTS) + 1) // 2
+        left, right = SHORTCUTS[:half], SHORTCUTS[half:]
+
+        def cells(pair) -> str:
+            if pair is None:
+                return "<td></td><td></td>"
+            keys, action = pair
+            return (f"<td width='17%' style='padding:2px 10px 2px 0'><b>{keys}</b></td>"
+                    f"<td width='33%' style='padding:2px 22px 2px 0'>{action}</td>")
+
+        rows = "".join(f"<tr>{cells(left[i])}{cells(right[i] if i < len(right) else None)}</tr>"
+                       for i in range(half))
+        return (f"<h3>Keyboard shortcuts</h3><table width='100%'>{rows}</table>"
+                "<p><i>Press any key to close.</i></p>")
+
+    def _set_font_px(self, px: int) -> None:
+        if px != self._font_px:
+            self._font_px = px
+            self.label.setStyleSheet(f"color: white; font-size: {px}px;")
+
+    def fit(self) -> None:
+        """Cover the window, in the largest of FONT_PX at which the whole list fits (a small window gets a
+        smaller font rather than a list cut off at the bottom). The window calls it when it is resized."""
+        self.setGeometry(self.parentWidget().rect())
+        margins = self.layout().contentsMargins()
+        width = max(1, self.width() - margins.left() - margins.right())
+        height = self.height() - margins.top() - margins.bottom()
+        for px in FONT_PX:
+            self._set_font_px(px)
+            if self.label.heightForWidth(width) <= height:
+                break
 
     def paintEvent(self, ev) -> None:  # noqa: N802
         p = QPainter(self)
@@ -66,7 +108,7 @@ class ShortcutsOverlay(QWidget):
         if self.isVisible():
             self.hide()
         else:
-            self.setGeometry(self.parentWidget().rect())
+            self.fit()
             self.raise_()
             self.show()
             self.setFocus()
