@@ -69,7 +69,9 @@ class ModelActionsMixin:
         dlg = FinetuneOptionsDialog(opts, self)
         dlg.setAttribute(Qt.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self.start_finetune(dlg.options()))
-        dlg.destroyed.connect(lambda *_: setattr(self, "finetune_dialog", None))
+        # `finished` (closed by accept, reject or Esc), not `destroyed`: a slot on `destroyed` can run while the
+        # window itself is being torn down, and touching it then crashed the test process once.
+        dlg.finished.connect(lambda *_: setattr(self, "finetune_dialog", None))
         self.finetune_dialog = dlg
         dlg.open()
         return dlg
