@@ -105,8 +105,9 @@ def test_bsds_reader_one_item_per_person_and_a_clear_error_for_a_bad_file(tmp_pa
 
 
 def _run(args: list[str], env: dict) -> subprocess.Popen:
+    # A session of its own, so a test can signal the run's whole process group as a terminal's Ctrl+C does.
     return subprocess.Popen([sys.executable, "-m", "train", "continue", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -158,7 +159,7 @@ def test_a_stop_signal_writes_a_checkpoint_and_exits_cleanly(tmp_path: Path, sto
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not (log.is_file() and log.stat().st_size > 40):
         time.sleep(0.3)
-    proc.send_signal(stop)
+    os.killpg(proc.pid, stop)  # the loader worker too, as Ctrl+C or `pkill -f` reach it
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert _checkpoint_step(run / "checkpoint.pt") >= 1  # written at the stop, not only every 60 minutes
@@ -175,3 +176,15 @@ def test_measure_reports_the_validation_figures_of_the_shipped_weights(tmp_path:
     assert main(["--measure", "--data", str(tmp_path), "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "pointer_seg.safetensors: 2 validation objects" in out and "NoC@90" in out
+    assert "coco: NoC@90" in out and "salient: NoC@90" in out  # each source on its own line
+
+
+def test_a_curve_written_with_fewer_columns_keeps_its_rows(tmp_path: Path) -> None:
+    from train.continuous import CURVE_FIELDS, append_curve, read_curve
+
+    path = tmp_path / "curve.csv"
+    path.write_text("step,train_hours,val_objects,noc85,noc90,iou1,left_at_20,weights\n0,0.0,401,4.8,7.3,0.65,53,w0\n")
+    append_curve(path, {"step": 410, "noc90": 6.6, "coco_noc90": 6.5, "weights": "w1"})
+    rows = read_curve(path)
+    assert list(rows[0]) == CURVE_FIELDS
+    assert [r["step"] for r in rows] == ["0", "410"] and rows[0]["noc90"] == "7.3" and rows[1]["coco_noc90"] == "6.5"

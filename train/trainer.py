@@ -235,6 +235,11 @@ def _loader_worker_init(_: int) -> None:
     # workers fork (see train()): calling cv2.setNumThreads in a forked child whose parent had started OpenCV's
     # thread pool waits forever on the pool's lock (the trainer hung before its first step).
     torch.set_num_threads(1)
+    # Stop signals are the main process's to handle (finish the step, checkpoint, end the workers): Ctrl+C reaches
+    # the whole process group, and `pkill -f` matches the workers' command line too; a worker that died of either
+    # crashed the run without its last checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def fixed_examples(sources, cfg: SamplingConfig, n: int, seed: int = 1234) -> list[dict]:
