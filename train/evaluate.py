@@ -64,6 +64,8 @@ def number_of_clicks(ious: Sequence[float], threshold: float, max_clicks: int) -
     return max_clicks
 
 
+# ---------------------------------------------------------------- methods
+
 class NetMethod:
     """The net through the public Segmenter API, as the annotator calls it."""
 

@@ -191,27 +191,3 @@ def panoptic_quality(pred_labels: np.ndarray, gt_segments: Sequence[np.ndarray],
            "mean_best_iou": float(best.mean()) if n_gt else float("nan")}
     out.update(pq_from_counts(iou_sum, tp, fp, fn))
     return out
-
-
-# ---------------------------------------------------------------- methods
-
-class NetMethod:
-    """The net through the public Segmenter API, as the annotator calls it."""
-
-    name = "net"
-
-    def __init__(self, segmenter, full_options: dict | None = None):
-        self.segmenter = segmenter
-        self.full_options = dict(full_options or {})  # segment_image keyword arguments (full mode)
-        self.first_readings: tuple = ()
-
-    def predict(self, image: np.ndarray, clicks: Sequence[tuple]) -> np.ndarray:
-        # roi=None: the whole image, as the benchmark protocol has it. The Segmenter caches the chain, so the
-        # growing click list costs one net run per new click.
-        pred = self.segmenter.predict(image, list(clicks), roi=None)
-        if len(clicks) == 1:
-            self.first_readings = pred.readings  # what Tab shows the person after the first click
-        return pred.mask
-
-    def segment_image(self, image: np.ndarray) -> np.ndarray:
-        return self.segmenter.segment_image(image, **self.full_options)
