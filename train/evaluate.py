@@ -510,7 +510,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     """Run one evaluation as described by parsed `args`; returns the result dict (as written to JSON)."""
     import torch
 
-    from .trainer import TrainConfig, _is_val, _Subset, open_source
+    from .trainer import TrainConfig, open_source
     from model import WeightsError
 
     torch.set_num_threads(max(1, args.threads))
@@ -522,12 +522,13 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     except ValueError as exc:  # unknown kind or malformed spec
         raise DataError(str(exc)) from None
     if args.held_out:
-        names = getattr(reader, "names", None) or [str(i) for i in range(len(reader))]
-        reader = _Subset(reader, [i for i, n in enumerate(names) if _is_val(n, TrainConfig.val_fraction)])
+        reader = held_out_subset(reader, None, TrainConfig.val_fraction)
         if len(reader) == 0:
             raise DataError(f"{args.data}: no file falls in the trainer's held-out split")
     if getattr(args, "split", None) == "val":
-        reader = val_subset(reader)
+        from .splits import held_out_names
+
+        reader = held_out_subset(reader, held_out_names())
         if len(reader) == 0:
             raise DataError(f"{args.data}: no file of this source is in the validation split (train/val_split.json)")
     if args.mode == "full" and not fully_labelled:
@@ -618,13 +619,12 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     }
 
 
-def val_subset(reader):
-    """The items of `reader` in the fixed validation split (by name, or by image for BSDS's people)."""
-    from .splits import held_out_names
+def held_out_subset(reader, exclude: set[str] | None, fraction: float = 0.0):
+    """The items of `reader` the trainer holds out: those named in `exclude` (the fixed validation split), else
+    its hash split at `fraction`; by image for readers with several items per image (BSDS's people)."""
     from .trainer import _held_out, _Subset
 
-    held = _held_out(reader, held_out_names(), 0.0)
-    return _Subset(reader, [i for i, v in enumerate(held) if v])
+    return _Subset(reader, [i for i, v in enumerate(_held_out(reader, exclude, fraction)) if v])
 
 
 def _progress(mode: str, rec: dict, names: list[str]) -> str:

@@ -74,6 +74,7 @@ class MessageBar(QStatusBar):
         self.message_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.addWidget(self.message_label, 1)
         self._text = ""
+        self._room: Optional[Tuple[str, int]] = None
         self._expiry = QTimer(self)
         self._expiry.setSingleShot(True)
         self._expiry.timeout.connect(self.clearMessage)
@@ -105,8 +106,11 @@ class MessageBar(QStatusBar):
     def _show(self) -> None:
         label, text = self.message_label, self._text
         width = max(1, label.width())
-        label.setText("\n".join(["X"] * self.LINES))
-        room = label.heightForWidth(width)
+        font = label.font().key()
+        if self._room is None or self._room[0] != font:  # the height of LINES lines, measured once per font
+            label.setText("\n".join(["X"] * self.LINES))
+            self._room = (font, label.heightForWidth(width))
+        room = self._room[1]
         if label.height() != room:
             label.setFixedHeight(room)
         label.setText(text)
