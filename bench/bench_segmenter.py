@@ -1,6 +1,6 @@
 """Speed and memory of the Segmenter on the CPU, beside OpenCV GrabCut on the same clicks.
 
-    python bench/bench_segmenter.py [--weights PATH | --random-init] [--images 5] [--clicks 10] [--threads 2]
+    python bench/bench_segmenter.py [--weights PATH | --random-init] [--images 20] [--clicks 10] [--threads 2]
                                     [--json OUT.json] [--large 4000x3000] [--no-peer] [--no-peer-full]
                                     [--runtimes all | NAME,NAME...]
 
@@ -454,7 +454,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--weights", help="net weights (.safetensors or trainer .pt); default: bundled")
     g.add_argument("--random-init", action="store_true", help="an untrained net")
-    p.add_argument("--images", type=int, default=5)
+    p.add_argument("--images", type=int, default=20,
+                   help="photos (default 20: the first click happens once a photo, so its p50 needs several)")
     p.add_argument("--clicks", type=int, default=10, help="clicks per image (a correction chain)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", help="write all numbers here")

@@ -230,3 +230,38 @@ def test_export_stats_times_both_ways_on_the_same_map(capsys, tmp_path):
     assert "segment_stats (runs)" in out and "pixel sort (before)" in out and "whole export" in out
     numbers = json.loads(out_json.read_text())
     assert numbers["segments"] == 12 and all(v > 0 for v in numbers["median_s"].values())
+
+
+def test_first_click_cost_measures_each_variant_on_the_validation_objects(tmp_path, capsys):
+    """bench/first_click_cost.py: every validation photo object found under --data (and no other) gets a first
+    click per variant; skipping the windows never costs more net passes than never skipping."""
+    import cv2
+
+    from train.splits import load_val_split
+
+    split = load_val_split()
+    rng = np.random.default_rng(0)
+    for source, extra in (("coco_mval_train", "cat1_000001"), ("salient", "ecssd_train_a")):
+        (tmp_path / source / "images").mkdir(parents=True)
+        (tmp_path / source / "masks").mkdir(parents=True)
+        for name in split[source][:2] + [extra]:
+            image = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+            mask = np.zeros((60, 80), np.uint8)
+            cv2.circle(mask, (40, 30), 12, 255, -1)
+            image[mask > 0] = (200, 40, 40)
+            cv2.imwrite(str(tmp_path / source / "images" / f"{name}.jpg"), image)
+            cv2.imwrite(str(tmp_path / source / "masks" / f"{name}.png"), mask)
+    cost = _load_bench("first_click_cost")
+    out = tmp_path / "cost.json"
+    assert cost.main(["--data", str(tmp_path), "--variant", "default", "--variant",
+                      "never skip:first_click_confident=1.0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert set(rows) == {"default", "never skip"}
+    for r in rows.values():
+        assert len(r["iou1"]) == 4 and all(0 <= v <= 1 for v in r["iou1"] + r["best_reading"])
+        assert all(b >= i - 1e-9 for b, i in zip(r["best_reading"], r["iou1"]))
+    assert all(d <= n for d, n in zip(rows["default"]["passes"], rows["never skip"]["passes"]))
+    printed = capsys.readouterr().out
+    assert "4 validation photo objects" in printed and "never skip" in printed
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        cost.main(["--data", str(tmp_path), "--variant", "bad:no_equals_sign"])

@@ -830,3 +830,38 @@ def test_the_preview_of_a_large_image_is_at_full_resolution() -> None:
     seen = []
     seg.predict(big, [(1000, 600, True)], preview=lambda m, s: seen.append(m))
     assert len(seen) == 1 and seen[0].shape == (1200, 2000)
+
+
+def test_a_first_click_the_net_is_sure_of_skips_the_window_views() -> None:
+    """first_click_confident: once the first mask scores at least this, the window views are not run (their
+    passes are the first click's largest cost); below it they run and may win as before; 1.0 never skips."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    whole = np.zeros((100, 200), bool)
+    whole[20:80, 40:160] = True
+    small = np.zeros((100, 200), bool)
+    small[45:55, 95:105] = True
+
+    def first_click(whole_score: float, confident: float) -> tuple[np.ndarray, int]:
+        seg = Segmenter.random_init(ALL_SEED, first_click_windows=(0.5, 0.3), refine_first="off",
+                                    large_object_side=0, small_object_refine=False, first_click_confident=confident)
+        windows_run = []
+
+        def stub_run(img, roi, clicks, prev, window, side, *keys):
+            x0, y0, x1, y1 = window
+            if (x0, y0, x1, y1) == (0, 0, 200, 100):
+                return whole.astype(np.uint8) * 255, whole_score
+            windows_run.append(window)
+            return small[y0:y1, x0:x1].astype(np.uint8) * 255, 0.99
+
+        seg._run = stub_run
+        return seg.predict(image, [(100, 50, True)]).mask, len(windows_run)
+
+    mask, n = first_click(0.95, 0.9)
+    assert n == 0 and np.array_equal(mask, whole)
+    mask, n = first_click(0.6, 0.9)              # unsure: the first window runs and wins with 0.99
+    assert n == 1 and np.array_equal(mask, small)
+    mask, n = first_click(0.95, 1.0)             # never skips: both windows run, the higher score wins
+    assert n == 2 and np.array_equal(mask, small)
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="first_click_confident"):
+            Segmenter.random_init(ALL_SEED, first_click_confident=bad)
