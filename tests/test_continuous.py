@@ -177,6 +177,7 @@ def test_measure_reports_the_validation_figures_of_the_shipped_weights(tmp_path:
     out = capsys.readouterr().out
     assert "pointer_seg.safetensors: 2 validation objects" in out and "NoC@90" in out
     assert "coco: NoC@90" in out and "salient: NoC@90" in out  # each source on its own line
+    assert "first negative click: IoU" in out
 
 
 def test_a_curve_written_with_fewer_columns_keeps_its_rows(tmp_path: Path) -> None:
