@@ -171,7 +171,14 @@ def plot_curve(run: Path, png: Path) -> None:
     ax.set_ylabel("training loss", color="tab:blue")
     ax2 = ax.twinx()
     if curve:
-        ax2.plot([int(r["step"]) for r in curve], [float(r["noc90"]) for r in curve], "o-", color="tab:red")
+        ax2.plot([int(r["step"]) for r in curve], [float(r["noc90"]) for r in curve], "o-", color="tab:red",
+                 label="all validation photos")
+        # The shipping rule also watches each photo source: the 41 COCO photos moved against the rest before.
+        coco = [r for r in curve if r.get("coco_noc90")]
+        if coco:
+            ax2.plot([int(r["step"]) for r in coco], [float(r["coco_noc90"]) for r in coco], "s--",
+                     color="tab:orange", label="COCO photos (41)")
+        ax2.legend(loc="upper right", fontsize=8)
     ax2.set_ylabel("validation NoC@90 (lower is better)", color="tab:red")
     n = curve[-1]["val_objects"] if curve else "?"
     ax.set_title(f"Continuous run: loss and NoC@90 on {n} validation objects")
