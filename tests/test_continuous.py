@@ -189,3 +189,32 @@ def test_a_curve_written_with_fewer_columns_keeps_its_rows(tmp_path: Path) -> No
     rows = read_curve(path)
     assert list(rows[0]) == CURVE_FIELDS
     assert [r["step"] for r in rows] == ["0", "410"] and rows[0]["noc90"] == "7.3" and rows[1]["coco_noc90"] == "6.5"
+
+
+def test_each_leg_can_also_yield_a_cooled_down_branch_that_is_measured_apart(tmp_path: Path) -> None:
+    """--cooldown-minutes: after a leg, a branch from its snapshot trains on with the rate decaying to 0, in its own
+    folder, and is measured as a "cooldown" row beside the leg's own; a branch stopped part way is finished at the
+    next start, before the next leg."""
+    from train.continuous import main, read_curve
+
+    split = load_val_split()
+    _write_objects(tmp_path / "coco_mval_train", split["coco_mval_train"][:1] + [f"obj{k}" for k in range(5)])
+    run = tmp_path / "run"
+    args = ["--out", str(run), "--data", str(tmp_path), "--crop", "64", "--batch-size", "2",
+            "--sources", f"masks:{tmp_path / 'coco_mval_train'}:1", "--eval-limit", "1", "--threads", "1",
+            "--leg-minutes", "0.03", "--cooldown-minutes", "0.03", "--once"]
+    assert main(args) == 0
+    rows = read_curve(run / "curve.csv")
+    assert [r["branch"] for r in rows] == ["start", "constant", "cooldown"]
+    step = int(rows[1]["step"])
+    assert int(rows[2]["step"]) == step > 0
+    branch = run / "cooldown" / f"step_{step:07d}"
+    assert (branch / "done").is_file() and rows[2]["weights"] == str(branch / "weights.safetensors")
+    assert (run / "curve.png").is_file()
+
+    (branch / "done").unlink()  # as if stopped during the branch: it is finished and measured first
+    (run / "curve.csv").write_text("".join(open(run / "curve.csv").readlines()[:-1]))
+    assert main(args) == 0
+    rows = read_curve(run / "curve.csv")
+    assert [(r["branch"], int(r["step"])) for r in rows][:3] == [("start", 0), ("constant", step), ("cooldown", step)]
+    assert [r["branch"] for r in rows[3:]] == ["constant", "cooldown"] and int(rows[3]["step"]) > step

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 DEFAULT_RUN = Path(os.environ.get("POINTER_ANNOTATOR_CACHE", Path.home() / ".cache" / "pointer-annotator")) / "continuous"
-CURVE_FIELDS = ["step", "train_hours", "val_objects", "noc85", "noc90", "iou1", "left_at_20",
+CURVE_FIELDS = ["step", "branch", "train_hours", "val_objects", "noc85", "noc90", "iou1", "left_at_20",
                 "coco_noc90", "coco_iou1", "salient_noc90", "salient_iou1", "neg_gain", "neg_chains", "weights"]
 # The split's photo sources, each reported on its own: 360 salient-object photos would otherwise hide a loss on
 # the 41 COCO photos of cluttered scenes (a first leg gained 0.66 clicks overall while COCO lost 1.6).
@@ -171,13 +171,20 @@ def plot_curve(run: Path, png: Path) -> None:
     ax.set_ylabel("training loss", color="tab:blue")
     ax2 = ax.twinx()
     if curve:
-        ax2.plot([int(r["step"]) for r in curve], [float(r["noc90"]) for r in curve], "o-", color="tab:red",
+        run_rows = [r for r in curve if r.get("branch") != "cooldown"]
+        cooled = [r for r in curve if r.get("branch") == "cooldown"]
+        ax2.plot([int(r["step"]) for r in run_rows], [float(r["noc90"]) for r in run_rows], "o-", color="tab:red",
                  label="all validation photos")
         # The shipping rule also watches each photo source: the 41 COCO photos moved against the rest before.
-        coco = [r for r in curve if r.get("coco_noc90")]
+        coco = [r for r in run_rows if r.get("coco_noc90")]
         if coco:
             ax2.plot([int(r["step"]) for r in coco], [float(r["coco_noc90"]) for r in coco], "s--",
                      color="tab:orange", label="COCO photos (41)")
+        if cooled:
+            ax2.plot([int(r["step"]) for r in cooled], [float(r["noc90"]) for r in cooled], "^", color="tab:red",
+                     mfc="none", label="all, cooled down")
+            ax2.plot([int(r["step"]) for r in cooled], [float(r["coco_noc90"]) for r in cooled], "^",
+                     color="tab:orange", mfc="none", label="COCO, cooled down")
         ax2.legend(loc="upper right", fontsize=8)
     ax2.set_ylabel("validation NoC@90 (lower is better)", color="tab:red")
     n = curve[-1]["val_objects"] if curve else "?"
@@ -197,6 +204,37 @@ def _train_hours(run: Path) -> float:
     if not ckpt.is_file():
         return 0.0
     return float(torch.load(ckpt, map_location="cpu", weights_only=True).get("elapsed", 0.0)) / 3600
+
+
+def _measured(curve_path: Path, step: int, branch: str) -> bool:
+    """Whether curve.csv has a row for `step` of `branch` (rows from before branches existed are "constant")."""
+    return any(int(r["step"]) == step and (r.get("branch") or "constant") == branch for r in read_curve(curve_path))
+
+
+def cool_down(run: Path, cfg, snap: Path, step: int, args: argparse.Namespace, limit: int | None) -> bool:
+    """A branch off the run at `snap`: the same recipe for `args.cooldown_minutes` more, the learning rate decaying
+    to 0 on a cosine, in run/cooldown/step_N/ (resumable like the run); its weights are measured as a "cooldown"
+    row of curve.csv. The run itself goes on from its own checkpoint at a constant rate, so each leg yields both
+    the trend and an annealed candidate for shipping (the warmup-stable-decay schedule). False if stopped."""
+    from .trainer import train
+
+    out = run / "cooldown" / snap.stem
+    curve_path = run / "curve.csv"
+    weights = out / "weights.safetensors"
+    if not (out / "done").is_file():
+        branch = replace(cfg, out=str(out), init_weights=str(snap), resume=True, schedule="cosine", warmup=30,
+                         max_minutes=args.cooldown_minutes, leg_minutes=0.0)
+        summary = train(branch)
+        print(json.dumps({"cooldown_of": step, **summary}), flush=True)
+        if summary.get("terminated"):
+            return False
+        (out / "done").write_text(str(summary.get("steps", "")))
+    if args.eval_limit != 0 and not _measured(curve_path, step, "cooldown"):
+        m = measure(weights, args.data, limit, args.threads)
+        append_curve(curve_path, {"step": step, "branch": "cooldown", "train_hours": round(_train_hours(run), 3),
+                                  "weights": str(weights), **m})
+        print(f"step {step}, cooled down: {json.dumps(m)}", flush=True)
+    return True
 
 
 def run_continuous(args: argparse.Namespace) -> int:
@@ -224,8 +262,13 @@ def run_continuous(args: argparse.Namespace) -> int:
           flush=True)
     if args.eval_limit != 0 and not read_curve(curve_path) and not ckpt.is_file():
         m = measure(cfg.init_weights, args.data, limit, args.threads)
-        append_curve(curve_path, {"step": 0, "train_hours": 0.0, "weights": cfg.init_weights, **m})
+        append_curve(curve_path, {"step": 0, "branch": "start", "train_hours": 0.0, "weights": cfg.init_weights, **m})
         print(f"step 0 (start weights): {json.dumps(m)}", flush=True)
+    snaps = sorted((run / "snapshots").glob("step_*.safetensors"))
+    if args.cooldown_minutes > 0 and snaps:  # a cool-down stopped part way: finish it before the next leg
+        last = int(snaps[-1].stem.split("_")[1])
+        if (run / "cooldown" / snaps[-1].stem).is_dir() and not cool_down(run, cfg, snaps[-1], last, args, limit):
+            return 0
     deadline = time.time() + 3600 * args.hours if args.hours else None
     while deadline is None or time.time() < deadline:
         leg = cfg
@@ -241,11 +284,13 @@ def run_continuous(args: argparse.Namespace) -> int:
             save_weights(net, snap, {"steps": step, "sources": cfg.sources, "crop": cfg.crop})
         if summary.get("terminated"):
             return 0
-        if args.eval_limit != 0 and not any(int(r["step"]) == step for r in read_curve(curve_path)):
+        if args.eval_limit != 0 and not _measured(curve_path, step, "constant"):
             m = measure(snap, args.data, limit, args.threads)
-            append_curve(curve_path, {"step": step, "train_hours": round(_train_hours(run), 3),
+            append_curve(curve_path, {"step": step, "branch": "constant", "train_hours": round(_train_hours(run), 3),
                                       "weights": str(snap), **m})
             print(f"step {step}: {json.dumps(m)}", flush=True)
+        if args.cooldown_minutes > 0 and not cool_down(run, cfg, snap, step, args, limit):
+            return 0
         plot_curve(run, run / "curve.png")
         if args.once:
             break
@@ -265,6 +310,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--eval-limit", type=int, default=-1,
                    help="validation objects measured after each leg (-1: all of the split; 0: no measurement)")
     p.add_argument("--once", action="store_true", help="one leg, then stop")
+    p.add_argument("--cooldown-minutes", type=float, default=0.0,
+                   help="after each leg, also train a branch this many minutes with the learning rate decaying to 0 "
+                        "and measure it (a candidate for shipping); the run goes on from its own checkpoint "
+                        "(default 0: none)")
     p.add_argument("--plot", metavar="PNG", help="only draw the run's curve into PNG (e.g. docs/training_curve.png)")
     p.add_argument("--measure", nargs="?", const="", metavar="WEIGHTS",
                    help="only measure WEIGHTS (default: the shipped weights) on the validation photos, as the run "
