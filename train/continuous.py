@@ -162,7 +162,7 @@ def plot_curve(run: Path, png: Path) -> None:
                 except (KeyError, ValueError):
                     continue
     curve = [r for r in read_curve(run / "curve.csv") if r.get("noc90")]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=100)
     if losses:
         k = max(1, min(20, len(losses) // 10))
         smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
@@ -185,7 +185,7 @@ def plot_curve(run: Path, png: Path) -> None:
                      mfc="none", label="all, cooled down")
             ax2.plot([int(r["step"]) for r in cooled], [float(r["coco_noc90"]) for r in cooled], "^",
                      color="tab:orange", mfc="none", label="COCO, cooled down")
-        ax2.legend(loc="upper right", fontsize=8)
+        ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, fontsize=8, frameon=False)
     ax2.set_ylabel("validation NoC@90 (lower is better)", color="tab:red")
     n = curve[-1]["val_objects"] if curve else "?"
     ax.set_title(f"Continuous run: loss and NoC@90 on {n} validation objects")
