@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from model.segmenter import net_input_size  # noqa: E402
 from train.continuous import validation_objects  # noqa: E402
 from train.evaluate import load_segmenter, mask_iou, parse_segmenter_options  # noqa: E402
 from train.sampling import next_click  # noqa: E402
@@ -42,9 +43,7 @@ def count_passes(seg) -> list[float]:
     run = seg._run
 
     def counted(image, roi, clicks, prev, window, side, *keys):
-        ww, wh = window[2] - window[0], window[3] - window[1]
-        s = side / max(ww, wh)
-        pw, ph = -(-max(1, round(ww * s)) // 32) * 32, -(-max(1, round(wh * s)) // 32) * 32
+        _, _, pw, ph = net_input_size(window[2] - window[0], window[3] - window[1], side)
         passes.append(pw * ph / 448 ** 2)
         return run(image, roi, clicks, prev, window, side, *keys)
 

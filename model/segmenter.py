@@ -55,6 +55,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return np.count_nonzero(a & b) / union if union else 1.0
 
 
+def net_input_size(width: int, height: int, side: int) -> tuple[int, int, int, int]:
+    """(nw, nh, pw, ph): a width x height window scaled to long side `side`, and that size padded to the
+    multiples of 32 the encoder needs (the input the net really runs on)."""
+    scale = side / max(width, height)
+    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+    return nw, nh, -(-nw // 32) * 32, -(-nh // 32) * 32
+
+
 def as_rgb(image: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 RGB from RGB, RGBA, greyscale (HxW or HxWx1); anything else is a ValueError saying why."""
     image = np.asarray(image)
@@ -257,8 +265,8 @@ class Segmenter:
         the full-resolution temporaries at a byte a pixel on 20-megapixel images."""
         x0, y0, x1, y1 = window
         ww, wh = x1 - x0, y1 - y0
-        scale = side / max(ww, wh)
-        nw, nh = max(1, round(ww * scale)), max(1, round(wh * scale))
+        nw, nh, pw, ph = net_input_size(ww, wh, side)
+        scale = side / max(ww, wh)  # for the pyramid level below
         whole = (x0, y0, x1, y1) == (0, 0, image.shape[1], image.shape[0])
         cache_key = (image_key, side)
         if whole and image_key and self._resized is not None and self._resized[0] == cache_key:
@@ -295,7 +303,6 @@ class Segmenter:
                                     interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         sx, sy = nw / ww, nh / wh
         local = [((x - x0 + 0.5) * sx - 0.5, (y - y0 + 0.5) * sy - 0.5, p) for x, y, p in clicks]
-        ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32  # the encoder needs multiples of 32
         img_t = np.zeros((1, 3, ph, pw), np.float32)
         img_t[0, :, :nh, :nw] = normalize_image(small)
         ptr_t = np.zeros((1, 3, ph, pw), np.float32)
