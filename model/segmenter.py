@@ -29,7 +29,7 @@ from .guided import GuidedFilter
 from .encoding import CLICK_RADIUS, Click, encode_pointer, normalize_image
 from .net import PointerSegNet, fuse_for_inference
 from .runtime import default_backend, make_runner
-from .weights import WeightsError, load_into
+from .weights import WeightsError, load_net
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 BUNDLED_WEIGHTS = RESOURCES / "pointer_seg.safetensors"
@@ -225,8 +225,7 @@ class Segmenter:
                 raise WeightsError(f"no trained weights bundled: {path} is missing (train them with "
                                    "`python -m train`, or pass path=...)")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        net = PointerSegNet(pretrained_backbone=False)
-        info = load_into(net, path)
+        net, info = load_net(path)
         return cls(net, device, info=info, **kwargs)
 
     @classmethod
@@ -250,8 +249,7 @@ class Segmenter:
 
     def load_weights(self, path: str | Path) -> dict:
         """Swap in other weights (e.g. after fine-tuning) without rebuilding the Segmenter."""
-        net = PointerSegNet(pretrained_backbone=False)
-        info = load_into(net, path)
+        net, info = load_net(path)
         self._set_net(net)
         self.info = info
         return info

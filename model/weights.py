@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .net import ARCH_NAME, PointerSegNet
+from .net import ARCH_NAMES, BACKBONES, PointerSegNet
 
 
 class WeightsError(ValueError):
@@ -21,14 +21,15 @@ def save_weights(net: PointerSegNet, path: str | Path, metadata: dict | None = N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    meta = {"arch": ARCH_NAME, "info": json.dumps(metadata or {})}
+    meta = {"arch": net.arch_name, "info": json.dumps(metadata or {})}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
     os.replace(tmp, path)
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, metadata) from a safetensors file, or WeightsError saying what is wrong."""
+def load_weights(path: str | Path, arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, metadata) from a safetensors file, or WeightsError saying what is wrong. With `arch`, the file
+    must be for that architecture."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
@@ -41,9 +42,12 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"weights file {path} is corrupt or truncated ({exc})") from exc
-    arch = meta.get("arch")
-    if arch != ARCH_NAME:
-        raise WeightsError(f"weights file {path} is for architecture {arch!r}, this net is {ARCH_NAME!r}")
+    found = meta.get("arch")
+    if found not in ARCH_NAMES:
+        raise WeightsError(f"weights file {path} is for architecture {found!r}, not one of this tool's nets "
+                           f"({', '.join(sorted(ARCH_NAMES))})")
+    if arch is not None and found != arch:
+        raise WeightsError(f"weights file {path} is for architecture {found!r}, this net is {arch!r}")
     try:
         info = json.loads(meta.get("info", "{}"))
     except json.JSONDecodeError:
@@ -53,7 +57,7 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 def load_into(net: PointerSegNet, path: str | Path) -> dict:
     """Load a weights file into `net`; WeightsError on missing/extra tensors or wrong shapes. Returns metadata."""
-    state, info = load_weights(path)
+    state, info = load_weights(path, arch=net.arch_name)
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -69,3 +73,42 @@ def load_into(net: PointerSegNet, path: str | Path) -> dict:
         raise WeightsError(f"weights file {path} does not match the net: " + "; ".join(parts))
     net.load_state_dict(state)
     return info
+
+
+def backbone_of(path: str | Path) -> str:
+    """The encoder ("lite0", "lite1", ...) a weights file was trained with, read from its header alone."""
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            arch = (f.metadata() or {}).get("arch")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"weights file {path} is corrupt or truncated ({exc})") from exc
+    if arch not in ARCH_NAMES:
+        raise WeightsError(f"weights file {path} is for architecture {arch!r}, not one of this tool's nets "
+                           f"({', '.join(sorted(ARCH_NAMES))})")
+    return ARCH_NAMES[arch]
+
+
+def load_net(path: str | Path, **net_kwargs) -> tuple[PointerSegNet, dict]:
+    """(net, metadata): a net of the architecture the file names, with the file's weights in it."""
+    net = PointerSegNet(pretrained_backbone=False, backbone=backbone_of(path), **net_kwargs)
+    return net, load_into(net, path)
+
+
+def backbone_of_state(state: dict[str, torch.Tensor]) -> str:
+    """The encoder a bare state dict (a trainer checkpoint's "net") belongs to, from its block count and the
+    decoder's input channels; WeightsError when it is none of them."""
+    try:
+        n_blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+        channels = tuple(int(state[f"lateral.{i}.weight"].shape[1]) for i in range(5))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise WeightsError(f"not the state of this tool's net ({exc})") from exc
+    for name, b in BACKBONES.items():
+        if b.skip_blocks[-1] == n_blocks - 1 and b.skip_channels == channels:
+            return name
+    raise WeightsError(f"not the state of this tool's net: {n_blocks} encoder blocks, decoder inputs {channels}")

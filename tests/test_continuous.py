@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -178,6 +179,16 @@ def test_measure_reports_the_validation_figures_of_the_shipped_weights(tmp_path:
     assert "pointer_seg.safetensors: 2 validation objects" in out and "NoC@90" in out
     assert "coco: NoC@90" in out and "salient: NoC@90" in out  # each source on its own line
     assert "first negative click: IoU" in out
+
+    # --json keeps each object's clicks, so two weights can be compared object by object (train.paired).
+    from train.paired import compare
+
+    result = tmp_path / "m.json"
+    assert main(["--measure", "--data", str(tmp_path), "--threads", "1", "--json", str(result)]) == 0
+    data = json.loads(result.read_text())
+    assert len(data["per_image"]) == 2 and data["summary"]["val_objects"] == 2
+    diff = compare(data, data)
+    assert diff["noc90"]["n"] == 2 and diff["noc90"]["diff"] == 0
 
 
 def test_a_curve_written_with_fewer_columns_keeps_its_rows(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 `python -m train finetune ...` is the fine-tuning command (train.finetune); `python -m train average ...` averages
 snapshots of a run into one weights file (train.average); `python -m train pack ...` copies training folders
 shrunk for a lent accelerator (train.pack); `python -m train continue` is the training run that resumes itself
-(train.continuous)."""
+(train.continuous); `python -m train grow ...` deepens trained weights to a larger encoder (train.grow)."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "continue":
         from .continuous import main as continue_main
         return continue_main(argv[1:])
+    if argv and argv[0] == "grow":
+        from .grow import main as grow_main
+        return grow_main(argv[1:])
     if argv and argv[0] == "pack":
         from .pack import main as pack_main
         return pack_main(argv[1:])

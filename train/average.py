@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from model.net import PointerSegNet
-from model.weights import WeightsError, load_weights, save_weights
+from model.weights import WeightsError, backbone_of_state, load_weights, save_weights
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -61,7 +61,7 @@ def average_weights(paths: Sequence[str | Path], out: str | Path) -> PointerSegN
     """Average the weights in `paths` into a net, save it to `out` (safetensors, with the inputs named in its
     metadata) and return the net."""
     state = average_states([load_state(p) for p in paths])
-    net = PointerSegNet(pretrained_backbone=False)
+    net = PointerSegNet(pretrained_backbone=False, backbone=backbone_of_state(state))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

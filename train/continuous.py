@@ -101,11 +101,12 @@ def validation_objects(data_root: str | Path, limit: int | None = None) -> list:
 
 
 def measure(weights: str | Path, data_root: str | Path, limit: int | None = None, threads: int = 1,
-            max_clicks: int = 20) -> dict:
+            max_clicks: int = 20, per_image: list | None = None) -> dict:
     """NoC@85/90, IoU@1 and objects left below 90% at `max_clicks` of `weights` on the validation photos, and
     NoC@90 and IoU@1 of each photo source (`coco_noc90`, `salient_iou1`, ...). `neg_gain`: the mean IoU gained by
     the first negative click, over the `neg_chains` objects whose clicks include one before reaching 90%: whether
-    a negative click removes the wrong region it hits (a large gain) or only a click-sized notch (near 0)."""
+    a negative click removes the wrong region it hits (a large gain) or only a click-sized notch (near 0).
+    `per_image`, when given, receives each object's clicks in `train.evaluate`'s JSON layout, for `train.paired`."""
     import cv2
     import numpy as np
     import torch
@@ -131,6 +132,10 @@ def measure(weights: str | Path, data_root: str | Path, limit: int | None = None
         left += int(max(r["ious"]) < 0.9)
         if r["first_negative_gain"] is not None:
             neg_gain.append(r["first_negative_gain"])
+        if per_image is not None:
+            per_image.append({"name": f"{Path(reader.root).name}/{sample.name}", "objects": [
+                {"segment": 0, "net": {"noc85": r["noc85"], "noc90": r["noc90"],
+                                       "ious": [float(v) for v in r["ious"]]}}]})
         src = by_source.setdefault(PHOTO_SOURCES[Path(reader.root).name], {"noc90": [], "iou1": []})
         src["noc90"].append(r["noc90"])
         src["iou1"].append(r["ious"][0])
@@ -238,8 +243,7 @@ def cool_down(run: Path, cfg, snap: Path, step: int, args: argparse.Namespace, l
 
 
 def run_continuous(args: argparse.Namespace) -> int:
-    from model.weights import load_into, save_weights
-    from model.net import PointerSegNet
+    from model.weights import load_net, save_weights
 
     from .trainer import train
 
@@ -279,8 +283,7 @@ def run_continuous(args: argparse.Namespace) -> int:
         step = int(summary["steps"])
         snap = run / "snapshots" / f"step_{step:07d}.safetensors"
         if not snap.is_file():
-            net = PointerSegNet(pretrained_backbone=False)
-            load_into(net, run / "weights.safetensors")
+            net, _ = load_net(run / "weights.safetensors")
             save_weights(net, snap, {"steps": step, "sources": cfg.sources, "crop": cfg.crop})
         if summary.get("terminated"):
             return 0
@@ -315,6 +318,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "and measure it (a candidate for shipping); the run goes on from its own checkpoint "
                         "(default 0: none)")
     p.add_argument("--plot", metavar="PNG", help="only draw the run's curve into PNG (e.g. docs/training_curve.png)")
+    p.add_argument("--json", help="with --measure: also write every object's clicks here (for train.paired)")
     p.add_argument("--measure", nargs="?", const="", metavar="WEIGHTS",
                    help="only measure WEIGHTS (default: the shipped weights) on the validation photos, as the run "
                         "measures each leg, and print the figures")
@@ -341,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
 
         weights = args.measure or str(BUNDLED_WEIGHTS)
         limit = None if args.eval_limit < 0 else args.eval_limit
-        m = measure(weights, args.data, limit, args.threads)
+        records: list = []
+        m = measure(weights, args.data, limit, args.threads, per_image=records)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"weights": str(weights), "settings": {"max_clicks": 20},
+                                                   "summary": m, "per_image": records}))
         print(f"{weights}: {m['val_objects']} validation objects, NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, "
               f"IoU@1 {m['iou1']:.3f}, left below 90% at 20 clicks {m['left_at_20']}")
         for name in PHOTO_SOURCES.values():

@@ -407,13 +407,15 @@ def load_segmenter(weights: str | None, random_init: bool, seed: int = 0, device
         import torch
 
         from model.net import PointerSegNet
+        from model.weights import backbone_of_state
 
         if not path.is_file():
             raise WeightsError(f"weights file not found: {path}")
         try:
             ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-            net = PointerSegNet(pretrained_backbone=False)
-            net.load_state_dict(ckpt["net"] if isinstance(ckpt, dict) and "net" in ckpt else ckpt)
+            state = ckpt["net"] if isinstance(ckpt, dict) and "net" in ckpt else ckpt
+            net = PointerSegNet(pretrained_backbone=False, backbone=backbone_of_state(state))
+            net.load_state_dict(state)
         except Exception as exc:  # torch raises many kinds for bad files; all mean "not usable weights"
             raise WeightsError(f"checkpoint {path} is not usable net weights ({exc})") from exc
         step = ckpt.get("step") if isinstance(ckpt, dict) else None

@@ -20,8 +20,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
 from model.encoding import CLICK_RADIUS
-from model.net import PointerSegNet
-from model.weights import load_into, save_weights
+from model.net import DEFAULT_BACKBONE, PointerSegNet
+from model.weights import WeightsError, backbone_of, backbone_of_state, load_into, save_weights
 
 from .sampling import SamplingConfig, make_example, next_click
 from .splits import held_out_names, in_hash_split
@@ -48,6 +48,8 @@ class TrainConfig:
     workers: int = 1
     seed: int = 0
     init_weights: str | None = None  # start from these net weights (fine-tuning) instead of ImageNet
+    # The EfficientNet-Lite encoder (model.net.BACKBONES: lite0, lite1, lite2). None: init_weights' own, else lite0.
+    backbone: str | None = None
     resume: bool = False
     threads: int = 0                 # torch CPU threads, 0 = torch default
     val_fraction: float = 0.1        # held out of each source (by file-name hash) for validation IoU
@@ -415,7 +417,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
-    net = PointerSegNet(pretrained_backbone=cfg.init_weights is None)
+    backbone = cfg.backbone or (backbone_of(cfg.init_weights) if cfg.init_weights else DEFAULT_BACKBONE)
+    net = PointerSegNet(pretrained_backbone=cfg.init_weights is None, backbone=backbone)
     if cfg.init_weights:
         load_into(net, cfg.init_weights)
     net.to(device)
@@ -426,6 +429,10 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     elapsed_before = 0.0  # training seconds of the legs before a resume (for max_minutes)
     if cfg.resume and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        found = backbone_of_state(state["net"])
+        if found != backbone:
+            raise WeightsError(f"checkpoint {ckpt_path} is of a {found} net, this run trains {backbone}: "
+                               "resume with --backbone " + found + " or use another --out")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
