@@ -265,3 +265,25 @@ def test_first_click_cost_measures_each_variant_on_the_validation_objects(tmp_pa
     assert "4 validation photo objects" in printed and "never skip" in printed
     with pytest.raises(ValueError, match="KEY=VALUE"):
         cost.main(["--data", str(tmp_path), "--variant", "bad:no_equals_sign"])
+
+
+def test_encoder_latency_times_two_weights_on_the_same_clicks(tmp_path, capsys):
+    import torch
+
+    from model.net import PointerSegNet
+    from model.weights import save_weights
+
+    spec = importlib.util.spec_from_file_location("encoder_latency", ROOT / "bench" / "encoder_latency.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    save_weights(PointerSegNet(pretrained_backbone=False), tmp_path / "a.safetensors")
+    save_weights(PointerSegNet(pretrained_backbone=False, backbone="lite1"), tmp_path / "b.safetensors")
+    out = tmp_path / "lat.json"
+    assert mod.main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--synthetic", "--images",
+                     "2", "--clicks", "2", "--threads", "1", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    for key in ("a", "b"):  # every photo's first click and the same number of later clicks on both
+        assert r[key]["first"]["n"] == 2 and r[key]["later"]["n"] == r["a"]["later"]["n"]
+    assert r["ratio_first_p50"] > 0 and r["ratio_later_p50"] > 0
+    assert "B / A, p50" in capsys.readouterr().out
