@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
               "images": len(images), "source": source, "threads": a.threads})
     for key in ("a", "b"):
         s = r[key]
-        print(f"{key.upper()} {Path(s['weights']).name} ({s['runtime']}): first click p50 "
+        name = Path(s["weights"])
+        print(f"{key.upper()} {name.parent.name}/{name.name} ({s['runtime']}): first click p50 "
               f"{1000 * s['first']['p50']:.0f} ms (p90 {1000 * s['first']['p90']:.0f}), later clicks p50 "
               f"{1000 * s['later']['p50']:.0f} ms (p90 {1000 * s['later']['p90']:.0f})")
     print(f"B / A, p50: first click {r['ratio_first_p50']:.2f}x, later clicks {r['ratio_later_p50']:.2f}x "
