@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -158,15 +159,33 @@ class OnnxRunner:
         return logits, score
 
 
+_OPENVINO_CORE = None
+_OPENVINO_CORE_LOCK = threading.Lock()
+
+
+def openvino_core():
+    """The process's one `openvino.Core`, made on first use and kept until exit. Its CPU plugin points the calling
+    thread's signal stack (sigaltstack) at a buffer of its own and, when destroyed, points it back at what it saw
+    when it was made: with one Core per runner, a runner made while another existed and dropped after it left the
+    thread's signal stack on freed memory, and the next Python signal handler run on that thread (Ctrl+C, a
+    child process ending) crashed the process with SIGSEGV. One plugin that lives as long as the process never
+    does that, and no runner pays for loading the plugin again."""
+    global _OPENVINO_CORE
+    with _OPENVINO_CORE_LOCK:
+        if _OPENVINO_CORE is None:
+            import openvino as ov
+
+            _OPENVINO_CORE = ov.Core()
+        return _OPENVINO_CORE
+
+
 class OpenVinoRunner:
     """OpenVINO (CPU plugin, float32, latency hint) on an exported ONNX file."""
 
     name = "openvino"
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import openvino as ov
-
-        core = ov.Core()
+        core = openvino_core()
         self.path = Path(path)
         config = {"INFERENCE_NUM_THREADS": threads if threads is not None else max(1, torch.get_num_threads()),
                   "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}

@@ -144,3 +144,38 @@ def test_the_environment_chooses_the_runtime_where_none_is_named(cache, monkeypa
     monkeypatch.setenv(runtime.BACKEND_ENV, "tensorrt")
     with pytest.raises(ValueError, match="POINTER_ANNOTATOR_BACKEND='tensorrt'"):
         Segmenter.random_init(seed=1)
+
+
+_RUNNERS_THEN_A_SIGNAL = r"""
+import gc, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from model.net import PointerSegNet
+from model.runtime import make_runner
+
+def runner():
+    return make_runner(PointerSegNet(pretrained_backbone=False).eval(), "cpu", "openvino")
+
+# What swapping weights twice does: each new runner is made while the one before it still exists.
+a = runner(); b = runner(); del a; gc.collect()
+c = runner(); del b; gc.collect(); del c; gc.collect()
+signal.signal(signal.SIGUSR1, lambda *_: print("handled", flush=True))
+os.kill(os.getpid(), signal.SIGUSR1)  # as Ctrl+C or a child process ending reach a Python handler
+print("alive", flush=True)
+"""
+
+
+def test_a_signal_after_openvino_runners_come_and_go_is_handled_not_a_crash(tmp_path):
+    """OpenVINO's CPU plugin points the thread's signal stack at its own buffer and restores its own idea of the
+    previous one when destroyed; with a plugin per runner, runners dropped out of order left the signal stack on
+    freed memory and the next signal killed the process (SIGSEGV, exit -11)."""
+    pytest.importorskip("openvino")
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, POINTER_ANNOTATOR_CACHE=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", _RUNNERS_THEN_A_SIGNAL, str(root)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.split() == ["handled", "alive"]
