@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -22,18 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_segmenter import _percentiles, click_chain, load_images  # noqa: E402
+# peer_chain times any predict(image, clicks) over a click sequence given one more click at a time
+from bench.bench_segmenter import _percentiles, click_chain, load_images, peer_chain as replay  # noqa: E402
 from train.evaluate import load_segmenter  # noqa: E402
-
-
-def replay(seg, image, clicks) -> list[float]:
-    """Seconds of each predict call when `clicks` are given one more at a time."""
-    times = []
-    for k in range(1, len(clicks) + 1):
-        t0 = time.perf_counter()
-        seg.predict(image, clicks[:k])
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def compare(seg_a, seg_b, images: list, n_clicks: int) -> dict:
