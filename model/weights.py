@@ -27,27 +27,40 @@ def save_weights(net: PointerSegNet, path: str | Path, metadata: dict | None = N
     os.replace(tmp, path)
 
 
-def load_weights(path: str | Path, arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, metadata) from a safetensors file, or WeightsError saying what is wrong. With `arch`, the file
-    must be for that architecture."""
+def _header_arch(path: Path) -> tuple[str, dict]:
+    """(architecture name, header metadata) of a weights file; WeightsError when it is missing, unreadable or
+    for a net this tool does not have."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"weights file {path} is corrupt or truncated ({exc})") from exc
     found = meta.get("arch")
     if found not in ARCH_NAMES:
         raise WeightsError(f"weights file {path} is for architecture {found!r}, not one of this tool's nets "
                            f"({', '.join(sorted(ARCH_NAMES))})")
+    return found, meta
+
+
+def load_weights(path: str | Path, arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, metadata) from a safetensors file, or WeightsError saying what is wrong. With `arch`, the file
+    must be for that architecture."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    found, meta = _header_arch(path)
     if arch is not None and found != arch:
         raise WeightsError(f"weights file {path} is for architecture {found!r}, this net is {arch!r}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"weights file {path} is corrupt or truncated ({exc})") from exc
     try:
         info = json.loads(meta.get("info", "{}"))
     except json.JSONDecodeError:
@@ -77,21 +90,7 @@ def load_into(net: PointerSegNet, path: str | Path) -> dict:
 
 def backbone_of(path: str | Path) -> str:
     """The encoder ("lite0", "lite1", ...) a weights file was trained with, read from its header alone."""
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            arch = (f.metadata() or {}).get("arch")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"weights file {path} is corrupt or truncated ({exc})") from exc
-    if arch not in ARCH_NAMES:
-        raise WeightsError(f"weights file {path} is for architecture {arch!r}, not one of this tool's nets "
-                           f"({', '.join(sorted(ARCH_NAMES))})")
-    return ARCH_NAMES[arch]
+    return ARCH_NAMES[_header_arch(Path(path))[0]]
 
 
 def load_net(path: str | Path, **net_kwargs) -> tuple[PointerSegNet, dict]:

@@ -12,7 +12,6 @@ no copy preserves: it is refused.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def deepen(net: PointerSegNet, backbone: str) -> PointerSegNet:
                 if {k: v.shape for k, v in s_state.items()} != {k: v.shape for k, v in d_state.items()}:
                     raise ValueError(f"{backbone} widens or reshapes the encoder ({net.backbone.name} -> "
                                      f"{backbone}): no copy keeps the trained function")
-                d_block.load_state_dict(copy.deepcopy(s_state))
+                d_block.load_state_dict(s_state)  # copies the values into the block's own tensors
                 if i >= len(s_stage):
                     d_block._bn2.weight.zero_()
                     d_block._bn2.bias.zero_()
