@@ -41,3 +41,18 @@ def test_runs_without_shared_objects_or_a_missing_file_give_a_clear_error(tmp_pa
     assert "share no objects" in capsys.readouterr().err
     assert main([str(tmp_path / "x.json"), str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_only_compares_each_source_apart(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    before = _run({"coco/a": (3, 5, [0.5]), "coco/b": (3, 5, [0.5]), "salient/c": (2, 4, [0.6])})
+    after = _run({"coco/a": (2, 3, [0.7]), "coco/b": (2, 4, [0.6]), "salient/c": (2, 6, [0.6])})
+    assert compare(before, after, prefix="coco/")["noc90"]["diff"] == pytest.approx(-1.5)
+    assert compare(before, after, prefix="salient/")["noc90"]["diff"] == pytest.approx(2.0)
+    (tmp_path / "b.json").write_text(json.dumps(before))
+    (tmp_path / "a.json").write_text(json.dumps(after))
+    assert main([str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--only", "coco/", "--only", "salient/"]) == 0
+    out = capsys.readouterr().out
+    assert "3 objects in both runs" in out and "2 objects named coco/* in both runs" in out
+    assert "1 objects named salient/* in both runs" in out
+    assert main([str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--only", "bsds/"]) == 2
+    assert "starts with 'bsds/'" in capsys.readouterr().err

@@ -1,9 +1,11 @@
 """Paired comparison of two `python -m train.evaluate clicks` runs on the same objects.
 
-    python -m train.paired BEFORE.json AFTER.json [--method net]
+    python -m train.paired BEFORE.json AFTER.json [--method net] [--only PREFIX ...]
 
 For NoC@85, NoC@90, IoU@1 and the mean IoU over clicks 1-10, the mean of (after - before) over the objects both
-runs measured, its standard error, and how many objects got better and worse. With about 40 held-out photo
+runs measured, its standard error, and how many objects got better and worse. `--only coco_mval_train/` keeps
+the objects whose image name starts with that prefix (one source of `train continue --measure --json`); given
+several times, each prefix is compared on its own after the whole. With about 40 held-out photo
 objects a difference of a few tenths of a click is inside the noise; the standard error says how far.
 """
 from __future__ import annotations
@@ -37,12 +39,14 @@ def per_object(result: dict, method: str = "net") -> dict[tuple[str, int], dict[
     return out
 
 
-def compare(before: dict, after: dict, method: str = "net") -> dict[str, dict]:
-    """{metric: {mean_before, mean_after, diff, se, better, worse, n}} over the objects both runs have."""
+def compare(before: dict, after: dict, method: str = "net", prefix: str = "") -> dict[str, dict]:
+    """{metric: {mean_before, mean_after, diff, se, better, worse, n}} over the objects both runs have (whose
+    image name starts with `prefix`)."""
     a, b = per_object(before, method), per_object(after, method)
-    keys = sorted(set(a) & set(b))
+    keys = sorted(k for k in set(a) & set(b) if k[0].startswith(prefix))
     if not keys:
-        raise ValueError("the two runs share no objects (different data, or not clicks mode?)")
+        what = f" whose name starts with {prefix!r}" if prefix else ""
+        raise ValueError(f"the two runs share no objects{what} (different data, or not clicks mode?)")
     out = {}
     for m in METRICS:
         d = [b[k][m] - a[k][m] for k in keys]
@@ -61,18 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("before")
     p.add_argument("after")
     p.add_argument("--method", default="net")
+    p.add_argument("--only", action="append", default=[], metavar="PREFIX",
+                   help="also compare only the objects whose image name starts with PREFIX (repeatable)")
     args = p.parse_args(argv)
     try:
         runs = [json.loads(Path(f).read_text()) for f in (args.before, args.after)]
-        table = compare(runs[0], runs[1], args.method)
+        tables = [("", compare(runs[0], runs[1], args.method))]
+        tables += [(prefix, compare(runs[0], runs[1], args.method, prefix)) for prefix in args.only]
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    n = next(iter(table.values()))["n"]
-    print(f"{n} objects in both runs; after - before (standard error), objects better / worse")
-    for m, r in table.items():
-        print(f"{m:8s} {r['mean_before']:7.3f} -> {r['mean_after']:7.3f}   {r['diff']:+.3f} ({r['se']:.3f})   "
-              f"{r['better']} / {r['worse']}")
+    for prefix, table in tables:
+        n = next(iter(table.values()))["n"]
+        which = f" named {prefix}*" if prefix else ""
+        print(f"{n} objects{which} in both runs; after - before (standard error), objects better / worse")
+        for m, r in table.items():
+            print(f"{m:8s} {r['mean_before']:7.3f} -> {r['mean_after']:7.3f}   {r['diff']:+.3f} ({r['se']:.3f})   "
+                  f"{r['better']} / {r['worse']}")
     return 0
 
 
