@@ -222,6 +222,10 @@ def test_each_leg_can_also_yield_a_cooled_down_branch_that_is_measured_apart(tmp
     branch = run / "cooldown" / f"step_{step:07d}"
     assert (branch / "done").is_file() and rows[2]["weights"] == str(branch / "weights.safetensors")
     assert (run / "curve.png").is_file()
+    # Each candidate carries the shipping rule's verdict against the shipped weights, measured once as step 0.
+    assert json.loads((run / "shipped.measure.json").read_text())["summary"]["noc90"] == float(rows[0]["noc90"])
+    for r in rows[1:]:
+        assert r["meets_rule"] in ("0", "1") and abs(float(r["vs_shipped_noc90"])) < 20
 
     (branch / "done").unlink()  # as if stopped during the branch: it is finished and measured first
     (run / "curve.csv").write_text("".join(open(run / "curve.csv").readlines()[:-1]))
@@ -229,3 +233,33 @@ def test_each_leg_can_also_yield_a_cooled_down_branch_that_is_measured_apart(tmp
     rows = read_curve(run / "curve.csv")
     assert [(r["branch"], int(r["step"])) for r in rows][:3] == [("start", 0), ("constant", step), ("cooldown", step)]
     assert [r["branch"] for r in rows[3:]] == ["constant", "cooldown"] and int(rows[3]["step"]) > step
+
+
+def _clicks(noc90: dict[str, int]) -> dict:
+    return {"settings": {"max_clicks": 20}, "per_image": [
+        {"name": name, "objects": [{"segment": 0, "net": {"noc85": n, "noc90": n, "ious": [0.5] * n}}]}
+        for name, n in noc90.items()]}
+
+
+def test_the_shipping_rule_wants_a_gain_beyond_noise_and_no_source_clearly_worse() -> None:
+    from train.continuous import shipping_verdict
+
+    rng = np.random.default_rng(1)
+    names = [f"coco_mval_train/c{k}" for k in range(40)] + [f"salient/s{k}" for k in range(300)]
+    shipped = {n: int(rng.integers(2, 20)) for n in names}
+
+    def candidate(coco_change: int, salient_change: int, every: int) -> dict:
+        return {n: max(1, v + (coco_change if n.startswith("coco") else salient_change) * (k % every == 0))
+                for k, (n, v) in enumerate(shipped.items())}
+
+    better = shipping_verdict(_clicks(shipped), _clicks(candidate(0, -2, 2)))
+    assert better["meets_rule"] == 1 and better["vs_shipped_noc90"] < -better["vs_shipped_se"]
+    # A larger gain on the salient photos does not buy a clear loss on the COCO photos.
+    coco_worse = shipping_verdict(_clicks(shipped), _clicks(candidate(5, -3, 1)))
+    assert coco_worse["vs_shipped_noc90"] < 0 and coco_worse["meets_rule"] == 0
+    # A gain inside the noise does not ship: objects a click better or worse at random, two more better than worse.
+    signs = [-1] * 171 + [1] * 169
+    rng.shuffle(signs)
+    noisy = {n: v + sign for (n, v), sign in zip(shipped.items(), signs)}
+    verdict = shipping_verdict(_clicks(shipped), _clicks(noisy))
+    assert verdict["vs_shipped_noc90"] < 0 and verdict["meets_rule"] == 0

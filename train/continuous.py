@@ -28,7 +28,8 @@ from pathlib import Path
 
 DEFAULT_RUN = Path(os.environ.get("POINTER_ANNOTATOR_CACHE", Path.home() / ".cache" / "pointer-annotator")) / "continuous"
 CURVE_FIELDS = ["step", "branch", "train_hours", "val_objects", "noc85", "noc90", "iou1", "left_at_20",
-                "coco_noc90", "coco_iou1", "salient_noc90", "salient_iou1", "neg_gain", "neg_chains", "weights"]
+                "coco_noc90", "coco_iou1", "salient_noc90", "salient_iou1", "neg_gain", "neg_chains",
+                "vs_shipped_noc90", "vs_shipped_se", "meets_rule", "weights"]
 # The split's photo sources, each reported on its own: 360 salient-object photos would otherwise hide a loss on
 # the 41 COCO photos of cluttered scenes (a first leg gained 0.66 clicks overall while COCO lost 1.6).
 PHOTO_SOURCES = {"coco_mval_train": "coco", "salient": "salient"}
@@ -148,6 +149,78 @@ def measure(weights: str | Path, data_root: str | Path, limit: int | None = None
     return out
 
 
+def measure_to_json(weights: str | Path, json_path: Path, data_root: str | Path, limit: int | None = None,
+                    threads: int = 1) -> dict:
+    """`measure()`, and every object's clicks written to `json_path` (`train.paired`'s layout) with the weights'
+    SHA-256, so that later candidates are compared with these weights object by object."""
+    from .files import sha256_file
+
+    records: list = []
+    m = measure(weights, data_root, limit, threads, per_image=records)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = json_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"weights": str(weights), "sha256": sha256_file(weights),
+                               "settings": {"max_clicks": 20, "limit": limit}, "summary": m,
+                               "per_image": records}))
+    os.replace(tmp, json_path)
+    return m
+
+
+def shipping_verdict(shipped: dict, candidate: dict) -> dict:
+    """The shipping rule applied to two `measure_to_json` results: the candidate's NoC@90 on the validation photos
+    is lower than the shipped weights' by more than one standard error of the paired difference, and no photo
+    source's NoC@90 is higher by more than two of its own (the 41 COCO photos swing by half a click either way).
+    Returns the paired difference of NoC@90, its standard error and whether the rule is met."""
+    from .paired import compare
+
+    whole = compare(shipped, candidate)["noc90"]
+    meets = whole["diff"] < -whole["se"]
+    for source in PHOTO_SOURCES:
+        try:
+            part = compare(shipped, candidate, prefix=f"{source}/")["noc90"]
+        except ValueError:  # the source is not in the split measured (a small --eval-limit, test data)
+            continue
+        se = part["se"] if part["se"] == part["se"] else 0.0  # one object: no spread, any loss counts
+        meets = meets and part["diff"] <= 2 * se
+    return {"vs_shipped_noc90": round(whole["diff"], 4), "vs_shipped_se": round(whole["se"], 4),
+            "meets_rule": int(meets)}
+
+
+def _shipped_reference(run: Path, args: argparse.Namespace, limit: int | None) -> dict | None:
+    """The shipped weights' clicks on the validation photos (run/shipped.measure.json), measured again when the
+    shipped weights change; None when measuring is off."""
+    from model.segmenter import BUNDLED_WEIGHTS
+
+    from .files import sha256_file
+
+    if args.eval_limit == 0 or not Path(BUNDLED_WEIGHTS).is_file():
+        return None
+    path = run / "shipped.measure.json"
+    if path.is_file():
+        ref = json.loads(path.read_text())
+        if ref.get("sha256") == sha256_file(BUNDLED_WEIGHTS) and ref.get("settings", {}).get("limit") == limit:
+            return ref
+    measure_to_json(BUNDLED_WEIGHTS, path, args.data, limit, args.threads)
+    return json.loads(path.read_text())
+
+
+def measure_candidate(run: Path, weights: Path, json_path: Path, args: argparse.Namespace,
+                      limit: int | None) -> dict:
+    """A snapshot's curve figures, with the shipping rule's verdict against the shipped weights."""
+    m = measure_to_json(weights, json_path, args.data, limit, args.threads)
+    ref = _shipped_reference(run, args, limit)
+    if ref is not None:
+        m.update(shipping_verdict(ref, json.loads(json_path.read_text())))
+    return m
+
+
+def _report(step: int, what: str, m: dict) -> None:
+    print(f"step {step}{what}: {json.dumps(m)}", flush=True)
+    if m.get("meets_rule"):
+        print(f"step {step}{what} meets the shipping rule: NoC@90 {m['vs_shipped_noc90']:+.3f} (s.e. "
+              f"{m['vs_shipped_se']:.3f}) against the shipped weights; ship it (docs/training.md)", flush=True)
+
+
 def plot_curve(run: Path, png: Path) -> None:
     """Training loss (from log.csv, smoothed) and validation NoC@90 (curve.csv) over steps, one PNG."""
     import matplotlib
@@ -235,14 +308,19 @@ def cool_down(run: Path, cfg, snap: Path, step: int, args: argparse.Namespace, l
             return False
         (out / "done").write_text(str(summary.get("steps", "")))
     if args.eval_limit != 0 and not _measured(curve_path, step, "cooldown"):
-        m = measure(weights, args.data, limit, args.threads)
+        m = measure_candidate(run, weights, out / "measure.json", args, limit)
         append_curve(curve_path, {"step": step, "branch": "cooldown", "train_hours": round(_train_hours(run), 3),
                                   "weights": str(weights), **m})
-        print(f"step {step}, cooled down: {json.dumps(m)}", flush=True)
+        _report(step, ", cooled down", m)
     return True
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def run_continuous(args: argparse.Namespace) -> int:
+    from model.segmenter import BUNDLED_WEIGHTS
     from model.weights import load_net, save_weights
 
     from .trainer import train
@@ -265,7 +343,8 @@ def run_continuous(args: argparse.Namespace) -> int:
     print(f"run folder {run}; " + (f"resuming from {ckpt}" if ckpt.is_file() else f"starting from {cfg.init_weights}"),
           flush=True)
     if args.eval_limit != 0 and not read_curve(curve_path) and not ckpt.is_file():
-        m = measure(cfg.init_weights, args.data, limit, args.threads)
+        ref = _shipped_reference(run, args, limit) if _same_file(cfg.init_weights, BUNDLED_WEIGHTS) else None
+        m = ref["summary"] if ref else measure(cfg.init_weights, args.data, limit, args.threads)
         append_curve(curve_path, {"step": 0, "branch": "start", "train_hours": 0.0, "weights": cfg.init_weights, **m})
         print(f"step 0 (start weights): {json.dumps(m)}", flush=True)
     snaps = sorted((run / "snapshots").glob("step_*.safetensors"))
@@ -288,10 +367,10 @@ def run_continuous(args: argparse.Namespace) -> int:
         if summary.get("terminated"):
             return 0
         if args.eval_limit != 0 and not _measured(curve_path, step, "constant"):
-            m = measure(snap, args.data, limit, args.threads)
+            m = measure_candidate(run, snap, snap.with_suffix(".measure.json"), args, limit)
             append_curve(curve_path, {"step": step, "branch": "constant", "train_hours": round(_train_hours(run), 3),
                                       "weights": str(snap), **m})
-            print(f"step {step}: {json.dumps(m)}", flush=True)
+            _report(step, "", m)
         if args.cooldown_minutes > 0 and not cool_down(run, cfg, snap, step, args, limit):
             return 0
         plot_curve(run, run / "curve.png")
@@ -345,11 +424,10 @@ def main(argv: list[str] | None = None) -> int:
 
         weights = args.measure or str(BUNDLED_WEIGHTS)
         limit = None if args.eval_limit < 0 else args.eval_limit
-        records: list = []
-        m = measure(weights, args.data, limit, args.threads, per_image=records)
         if args.json:
-            Path(args.json).write_text(json.dumps({"weights": str(weights), "settings": {"max_clicks": 20},
-                                                   "summary": m, "per_image": records}))
+            m = measure_to_json(weights, Path(args.json), args.data, limit, args.threads)
+        else:
+            m = measure(weights, args.data, limit, args.threads)
         print(f"{weights}: {m['val_objects']} validation objects, NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, "
               f"IoU@1 {m['iou1']:.3f}, left below 90% at 20 clicks {m['left_at_20']}")
         for name in PHOTO_SOURCES.values():
