@@ -263,3 +263,13 @@ def test_the_shipping_rule_wants_a_gain_beyond_noise_and_no_source_clearly_worse
     noisy = {n: v + sign for (n, v), sign in zip(shipped.items(), signs)}
     verdict = shipping_verdict(_clicks(shipped), _clicks(noisy))
     assert verdict["vs_shipped_noc90"] < 0 and verdict["meets_rule"] == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").is_file(), reason="no autogroup scheduling here")
+def test_a_niced_run_in_its_own_session_is_also_niced_against_other_sessions() -> None:
+    """`nice -n 19` alone does not lower a run started with setsid: its session's group takes half the CPU."""
+    code = ("from pathlib import Path; from train.continuous import lower_priority; lower_priority(); "
+            "print(Path('/proc/self/autogroup').read_text())")
+    out = subprocess.run(["nice", "-n", "7", sys.executable, "-c", code], capture_output=True, text=True,
+                         start_new_session=True, cwd=REPO, check=True).stdout
+    assert out.strip().endswith("nice 7"), out
