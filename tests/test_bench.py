@@ -287,3 +287,45 @@ def test_encoder_latency_times_two_weights_on_the_same_clicks(tmp_path, capsys):
         assert r[key]["first"]["n"] == 2 and r[key]["later"]["n"] == r["a"]["later"]["n"]
     assert r["ratio_first_p50"] > 0 and r["ratio_later_p50"] > 0
     assert "B / A, p50" in capsys.readouterr().out
+
+
+def test_first_click_spill_measures_only_validation_photos_and_pairs_the_weights(tmp_path, capsys):
+    """bench/first_click_spill.py: one row per validation photo object (a name outside the split is not measured);
+    the summary counts a mask over twice the object with precision under 0.5 as a spill, and pairs each figure
+    of later weights with the first's, object by object."""
+    import cv2
+
+    from train.splits import load_val_split
+
+    spec = importlib.util.spec_from_file_location("first_click_spill", ROOT / "bench" / "first_click_spill.py")
+    spill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spill)
+
+    split = load_val_split()
+    folder = tmp_path / "coco_mval_train"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir(parents=True)
+    for name in split["coco_mval_train"][:2] + ["cat1_000001"]:
+        image = np.full((48, 48, 3), 90, np.uint8)
+        mask = np.zeros((48, 48), np.uint8)
+        cv2.circle(mask, (24, 24), 9, 255, -1)
+        image[mask > 0] = (200, 40, 40)
+        cv2.imwrite(str(folder / "images" / f"{name}.jpg"), image)
+        cv2.imwrite(str(folder / "masks" / f"{name}.png"), mask)
+    rows = spill.first_click_rows(str(ROOT / "resources" / "pointer_seg.safetensors"), str(tmp_path))
+    assert sorted(r["name"] for r in rows) == sorted(f"coco_mval_train/{n}" for n in split["coco_mval_train"][:2])
+    for r in rows:
+        assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
+        assert r["spill"] == float(2 ** r["log2_area_ratio"] > 2 and r["precision"] < 0.5)
+
+    def row(name, precision, ratio):
+        return {"name": f"salient/{name}", "precision": precision, "recall": 1.0,
+                "log2_area_ratio": float(np.log2(ratio)), "spill": float(ratio > 2 and precision < 0.5)}
+
+    before = [row("a", 0.9, 1.0), row("b", 0.3, 3.0)]
+    after = [row("a", 0.3, 3.0), row("b", 0.2, 5.0)]
+    text = spill.summarise({"old.safetensors": before, "new.safetensors": after})
+    old_line = next(x for x in text.splitlines() if "old.safetensors" in x)
+    new_line = next(x for x in text.splitlines() if "new.safetensors" in x)
+    assert "1/2" in old_line and "2/2 +1" in new_line  # one spill before, two after
+    assert "-0.350" in new_line  # precision paired: (-0.6 - 0.1) / 2
