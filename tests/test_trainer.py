@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import cv2
@@ -447,3 +449,38 @@ print(train(TrainConfig(sources=["masks:{folder}", "copypaste:{folder}"], out={s
         pytest.fail("training with a loader worker did not finish 2 steps in 150 s (hung)")
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "weights.safetensors").is_file()
+
+
+def test_a_pause_neither_ends_a_leg_nor_counts_as_training_time(tmp_path: Path, monkeypatch) -> None:
+    """A laptop suspended (or a run stopped with SIGSTOP) for an hour in the middle of a 1-minute leg: the leg goes
+    on to its steps when the run wakes, and the checkpoint's training clock leaves the hour out."""
+    offset = [0.0]
+    real_time = time.time
+    calls = [0]
+    real_loss = trainer.segmentation_loss
+
+    def loss_then_sleep(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 5:
+            offset[0] += 3600.0  # the machine sleeps during the fifth step
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(time=lambda: real_time() + offset[0]))
+    monkeypatch.setattr(trainer, "segmentation_loss", loss_then_sleep)
+    summary = train(_cfg(tmp_path, steps=8, leg_minutes=1.0))
+    assert summary["steps"] == 8 and not summary["stopped"]
+    assert summary["paused_s"] > 3000
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["elapsed"] < 60
+
+
+def test_the_training_clock_counts_slow_steps_but_not_pauses() -> None:
+    t = [0.0]
+    clock = trainer.TrainingClock(100.0, now=lambda: t[0])
+    for dt in (3, 3, 3, 30, 3):  # a step ten times slower (a loaded machine) still counts
+        t[0] += dt
+        clock.tick()
+    assert clock.counted == pytest.approx(142.0)
+    t[0] += 2700  # a 45-minute pause counts as one typical step
+    assert clock.read() == pytest.approx(145.0)
+    clock.tick()
+    assert clock.counted == pytest.approx(145.0) and clock.paused == pytest.approx(2697.0)

@@ -368,6 +368,45 @@ def simulate_corrections(net, batch: dict, rounds: int, freeze_bn: bool = False,
     return {**batch, "pointer": torch.from_numpy(pointer).to(device)}
 
 
+class TrainingClock:
+    """Seconds of training rather than of the wall. A gap between two steps far longer than the steps before it (a
+    laptop suspended, a run stopped with SIGSTOP while a benchmark had the CPU) counts as one typical step, so a
+    pause neither ends a timed leg nor skips part of a learning-rate schedule that runs on time: a 45-minute pause
+    once ended a 60-minute leg after 200 steps instead of about 1000. Slow steps under load still count in full."""
+
+    GAP_MIN_S = 60.0  # never a pause below this (validation and checkpoints take seconds)
+    GAP_FACTOR = 20.0  # a pause: over 20 times the median of the recent steps
+
+    def __init__(self, before_s: float = 0.0, now=None) -> None:
+        self._now = now or (lambda: time.time())
+        self.counted = before_s
+        self.paused = 0.0  # seconds left uncounted
+        self._last = self._now()
+        self._recent: list[float] = []
+
+    def _pending(self, t: float) -> tuple[float, float]:
+        dt = t - self._last
+        if len(self._recent) >= 3:
+            typical = float(np.median(self._recent))
+            if dt > max(self.GAP_MIN_S, self.GAP_FACTOR * typical):
+                return typical, dt - typical
+        return dt, 0.0
+
+    def read(self) -> float:
+        """Training seconds so far, the step under way included."""
+        return self.counted + self._pending(self._now())[0]
+
+    def tick(self) -> float:
+        """Close the current step (or pause) and return the training seconds so far."""
+        t = self._now()
+        dt, skipped = self._pending(t)
+        self._last = t
+        self.counted += dt
+        self.paused += skipped
+        self._recent = (self._recent + [dt])[-50:]
+        return self.counted
+
+
 def _lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -474,9 +513,10 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, desc="train", dynamic_ncols=True)
     t0 = time.time()
     budget_s = 60.0 * cfg.max_minutes
+    clock = TrainingClock(elapsed_before)
 
     def elapsed() -> float:
-        return elapsed_before + time.time() - t0
+        return clock.read()
 
     def shared_elapsed() -> float:
         # Under DDP every rank must see the same time, or they would part on the learning rate and on when to stop.
@@ -504,7 +544,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         last_ckpt = time.time()
 
     last_ckpt = time.time()
-    leg_end = t0 + 60.0 * cfg.leg_minutes if cfg.leg_minutes > 0 else None
+    leg_end = elapsed_before + 60.0 * cfg.leg_minutes if cfg.leg_minutes > 0 else None
     terminated = []
     previous_handlers = {}
     if rank == 0:
@@ -516,11 +556,12 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
                 break
 
     while step < cfg.steps:
+        clock.tick()
         now = shared_elapsed()
         if budget_s and now >= budget_s:
             out_of_time = True
             break
-        if terminated or (leg_end is not None and time.time() >= leg_end):
+        if terminated or (leg_end is not None and now >= leg_end):
             stopped = True
             break
         batch = _batch_to(next(it), device)
@@ -578,7 +619,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     for sig, handler in previous_handlers.items():
         signal.signal(sig, handler)
     summary = {"steps": step, "val_iou": last_val, "seconds": time.time() - t0, "stopped": stopped,
-               "out_of_time": out_of_time, "terminated": bool(terminated), "loss": float(np.mean(losses)) if losses else None}
+               "out_of_time": out_of_time, "terminated": bool(terminated),
+               "loss": float(np.mean(losses)) if losses else None, "paused_s": round(clock.paused, 1)}
     if rank == 0:
         if stopped or out_of_time:
             checkpoint()
