@@ -119,6 +119,39 @@ def test_tune_full_image_uses_only_the_held_out_split(tmp_path, capsys):
     assert exc.value.code == 2
 
 
+def test_tune_full_image_scores_bsds_validation_scenes_by_covering(tmp_path, capsys):
+    """On a source with several people per image, bench/tune_full_image.py measures only the images of the fixed
+    validation split, against every person, with the BSDS region measures, best covering first."""
+    import cv2
+
+    from train.splits import load_val_split
+
+    spec = importlib.util.spec_from_file_location("tune_full_image", ROOT / "bench" / "tune_full_image.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    root = tmp_path / "bsds"
+    (root / "images").mkdir(parents=True)
+    (root / "segs").mkdir()
+    val_id = load_val_split()["bsds"][0]
+    for image_id in (val_id, "not_in_the_split"):
+        image = np.zeros((40, 60, 3), np.uint8)
+        image[:, 30:] = (220, 40, 40)
+        cv2.imwrite(str(root / "images" / f"{image_id}.jpg"), image)
+        for k in range(2):
+            label = np.ones((40, 60), np.uint16)
+            label[:, 30:] = 2
+            cv2.imwrite(str(root / "segs" / f"{image_id}_{k}.png"), label)
+    out = tmp_path / "tune.json"
+    assert tune.main(["--data", f"bsds:{root}", "--random-init", "--side", "48,64", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["side"] for r in rows] != [] and all(r["images"] == 1 for r in rows)
+    assert rows[0]["covering"] >= rows[1]["covering"] and all(0 < r["covering"] <= 1 for r in rows)
+    assert "best covering first" in capsys.readouterr().out
+    # A BSDS folder with no image of the validation split is a clear error, not an empty table.
+    (root / "images" / f"{val_id}.jpg").unlink()
+    assert tune.main(["--data", f"bsds:{root}", "--random-init"]) == 2
+
+
 def test_guide_reuse_ab_times_both_arms_on_the_same_images(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("guide_reuse_ab", ROOT / "bench" / "guide_reuse_ab.py")
     mod = importlib.util.module_from_spec(spec)
