@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from train.copy_paste import CopyPasteScenes, paste_object
+from train.copy_paste import CopyPasteScenes, paste_object, paste_row
 from train.sample import DataError, Sample
 
 
@@ -90,3 +90,44 @@ def test_trainer_builds_copy_paste_from_the_training_split_only(tmp_path):
     used = {reader.reader.names[i] for reader in scenes.objects for i in reader.indices}
     assert used and not (used & held_out)
     assert scenes[0].segments
+    # crowd=P asks for rows of alike copies; a malformed value is a clear error.
+    (scenes, _, _), = split_sources([f"copypaste:{root}:2:50:crowd=0.3"], 0.2)[0]
+    assert scenes.crowd_probability == 0.3 and len(scenes) == 50
+    for bad in ("crowd=lots", "crowd=1.5"):
+        with pytest.raises(ValueError, match="crowd="):
+            split_sources([f"copypaste:{root}:2:50:{bad}"], 0.2)
+
+
+def test_a_row_of_copies_gives_alike_touching_neighbours_each_its_own_segment():
+    """Rows of one object pasted side by side: each copy a segment of its own, disjoint after occlusion, the
+    same colour as the object, and next to another copy (touching or within a few pixels), as riders in a row
+    are; every copy inside the image."""
+    rng = np.random.default_rng(0)
+    src = _object_photo((250, 0, 0))
+    rows = 0
+    for _ in range(20):
+        image = np.full((120, 200, 3), 90, np.uint8)
+        masks = paste_row(image, src.image, src.segments[0], rng, copies=3)
+        assert 1 <= len(masks) <= 3
+        for m in masks:
+            assert m.shape == (120, 200) and m.sum() >= 64
+        inner = cv2.erode(masks[-1].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        assert (image[inner][:, 0] > 200).all()  # the copy in front shows the object's colour
+        if len(masks) >= 2:
+            rows += 1
+            near = cv2.dilate(masks[0].astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+            assert (near & masks[1]).any()  # the second copy starts where the first one ends
+    assert rows >= 15
+
+    scenes = CopyPasteScenes([[_object_photo((250, 0, 0))]], [[_background()]], n=20, seed=2, max_objects=1,
+                             crowd_probability=1.0, max_copies=3)
+    plain = CopyPasteScenes([[_object_photo((250, 0, 0))]], [[_background()]], n=20, seed=2, max_objects=1)
+    crowded = 0
+    for k in range(len(scenes)):
+        s = scenes[k]
+        total = np.sum([m.astype(int) for m in s.segments], axis=0)
+        assert total.max() <= 1  # disjoint: a later copy in front of an earlier one
+        red = [m for m in s.segments if (s.image[m][:, 0].astype(int) > 200).mean() > 0.5]
+        crowded += len(red) >= 2
+        assert len(plain[k].segments) <= 2  # the wall and at most one pasted object
+    assert crowded >= 15

@@ -158,11 +158,20 @@ def open_source(spec: str):
 
 
 def _open_copy_paste(spec: str, val_fraction: float, exclude: set[str] | None = None):
-    """`copypaste:SRC+SRC...[:weight[:n]]`, each SRC a `masks` folder (or `semantic=PATH`): objects cut from the
-    training split of the `masks` sources (one whole object per photo), pasted onto training-split photos of all
-    of them (a semantic source's regions are stuff and fragments: backgrounds only) (train.copy_paste)."""
+    """`copypaste:SRC+SRC...[:weight[:n]][:crowd=P]`, each SRC a `masks` folder (or `semantic=PATH`): objects cut
+    from the training split of the `masks` sources (one whole object per photo), pasted onto training-split photos
+    of all of them (a semantic source's regions are stuff and fragments: backgrounds only); `crowd=P`: each pasted
+    object is a row of alike copies with probability P (train.copy_paste)."""
     from .copy_paste import CopyPasteScenes
     parts = spec.split(":")
+    crowd = 0.0
+    if len(parts) > 2 and parts[-1].startswith("crowd="):
+        try:
+            crowd = float(parts.pop()[len("crowd="):])
+        except ValueError:
+            raise ValueError(f"{spec}: crowd= takes a probability, e.g. crowd=0.3") from None
+        if not 0 <= crowd <= 1:
+            raise ValueError(f"{spec}: crowd= takes a probability in [0, 1], got {crowd:g}")
     weight = float(parts[2]) if len(parts) > 2 else 1.0
     n = int(parts[3]) if len(parts) > 3 else 20000
     objects, backgrounds = [], []
@@ -173,7 +182,7 @@ def _open_copy_paste(spec: str, val_fraction: float, exclude: set[str] | None = 
         backgrounds.append(subset)
         if kind in ("", "masks"):  # one whole object per photo
             objects.append(subset)
-    return CopyPasteScenes(objects, backgrounds, n=n, seed=4321), weight, False
+    return CopyPasteScenes(objects, backgrounds, n=n, seed=4321, crowd_probability=crowd), weight, False
 
 
 def split_sources(specs: list[str], val_fraction: float, exclude: set[str] | None = None):
