@@ -18,7 +18,8 @@ def _parser() -> argparse.ArgumentParser:
                                          "(default: the folder itself, or <image>.annot/ beside an image)")
     p.add_argument("--screenshot", metavar="PNG", help="render the window, save it to PNG and exit")
     p.add_argument("--demo-click", metavar="X,Y", action="append", default=[],
-                   help="with --screenshot: click these pixels first (repeatable; accepted except the last)")
+                   help="with --screenshot: click these pixels first (repeatable; accepted except the last; "
+                        "-X,Y is a negative click correcting the proposal before it)")
     p.add_argument("--demo-auto", action="store_true", help="with --screenshot: run auto-segment first")
     p.add_argument("--demo-overview", action="store_true",
                    help="with --screenshot: auto-segment and show all proposals at once (the review overview)")

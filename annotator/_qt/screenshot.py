@@ -51,10 +51,12 @@ class ScreenshotScript(QObject):
                     win.accept_all()
             h, w = win.image.shape[:2]
             for k, spec in enumerate(self.clicks):
-                x, y = (w // 2, h // 2) if spec == "center" else (int(v) for v in spec.split(","))
-                win.on_canvas_click(x, y, True)
+                # "-X,Y": a negative click that corrects the proposal; a positive click first accepts it.
+                negative = spec.startswith("-")
+                x, y = (w // 2, h // 2) if spec == "center" else (int(v) for v in spec.lstrip("-").split(","))
+                win.on_canvas_click(x, y, not negative)
                 yield lambda: win.pending is None
-                if k + 1 < len(self.clicks):
+                if k + 1 < len(self.clicks) and not self.clicks[k + 1].startswith("-"):
                     win.accept_proposal()
         yield lambda: True  # one more turn for the coalesced redraw
         t = time.monotonic()
