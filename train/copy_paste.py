@@ -121,9 +121,8 @@ def paste_row(image: np.ndarray, src_image: np.ndarray, src_mask: np.ndarray, rn
     """Paste `copies` copies of one object side by side into `image` (in place), along a direction up to 30
     degrees off horizontal: each copy 0.85-1.15x the first one's size and mirrored half the time, its centre
     55-95% of the two copies' mean width from the previous one's (so neighbours touch or overlap, the later one in
-    front). Copies that
-    would not fit in the image are left out. Returns each pasted copy's HxW bool mask, in pasting order (what a
-    later copy covers is still in the earlier one's mask); [] if the object is too small to paste."""
+    front). Copies that would not fit in the image are left out. Returns each pasted copy's HxW bool mask, in
+    pasting order (what a later copy covers is still in the earlier one's mask); [] if the object is too small."""
     cut = _object_crop(src_image, src_mask)
     if cut is None:
         return []
@@ -142,19 +141,15 @@ def paste_row(image: np.ndarray, src_image: np.ndarray, src_mask: np.ndarray, rn
         if k:  # centre to centre: 55-95% of the two copies' mean width
             centre = centre + direction * 0.5 * (row[-1][1].shape[1] + size[0]) * rng.uniform(0.55, 0.95)
         row.append((ck, mk, (centre - size / 2).round().astype(int)))
+    def box(row: list) -> tuple[int, int, int, int]:
+        return (min(c[0] for _, _, c in row), min(c[1] for _, _, c in row),
+                max(c[0] + m.shape[1] for _, m, c in row), max(c[1] + m.shape[0] for _, m, c in row))
+
     # Copies that would make the row larger than the image are left out, from the end of the row.
-    while len(row) > 1:
-        x0 = min(c[0] for _, _, c in row)
-        y0 = min(c[1] for _, _, c in row)
-        x1 = max(c[0] + m.shape[1] for _, m, c in row)
-        y1 = max(c[1] + m.shape[0] for _, m, c in row)
-        if x1 - x0 <= w and y1 - y0 <= h:
-            break
+    x0, y0, x1, y1 = box(row)
+    while len(row) > 1 and (x1 - x0 > w or y1 - y0 > h):
         row.pop()
-    x0 = min(c[0] for _, _, c in row)
-    y0 = min(c[1] for _, _, c in row)
-    x1 = max(c[0] + m.shape[1] for _, m, c in row)
-    y1 = max(c[1] + m.shape[0] for _, m, c in row)
+        x0, y0, x1, y1 = box(row)
     ox = int(rng.integers(-x0, max(-x0, w - x1) + 1))
     oy = int(rng.integers(-y0, max(-y0, h - y1) + 1))
     return [_blend(image, ck, mk, int(c[1]) + oy, int(c[0]) + ox) for ck, mk, c in row if mk.sum() >= MIN_AREA]
