@@ -323,7 +323,12 @@ def batch_iou(pred, target, valid):
 
 
 def _batch_to(batch: dict, device) -> dict:
-    return {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
+    batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch.items()}
+    # The encoder's depthwise convolutions train about twice as fast on CPU in channels-last layout (a step of
+    # batch 8 at 448 px on 2 threads: 4.8 s NCHW, 2.5 s channels-last). Stacking the HWC->CHW transposed images
+    # already gives that layout; this keeps it should the images ever arrive NCHW-contiguous.
+    batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+    return batch
 
 
 def _collate(examples: list[dict]) -> dict:
