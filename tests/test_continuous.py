@@ -204,8 +204,8 @@ def test_a_curve_written_with_fewer_columns_keeps_its_rows(tmp_path: Path) -> No
 
 def test_each_leg_can_also_yield_a_cooled_down_branch_that_is_measured_apart(tmp_path: Path) -> None:
     """--cooldown-minutes: after a leg, a branch from its snapshot trains on with the rate decaying to 0, in its own
-    folder, and is measured as a "cooldown" row beside the leg's own; a branch stopped part way is finished at the
-    next start, before the next leg."""
+    folder, and is measured as a "cooldown" row beside the leg's own; the run's weight average is measured as an
+    "ema" row; a branch stopped part way is finished at the next start, before the next leg."""
     from train.continuous import main, read_curve
 
     split = load_val_split()
@@ -216,11 +216,13 @@ def test_each_leg_can_also_yield_a_cooled_down_branch_that_is_measured_apart(tmp
             "--leg-minutes", "0.03", "--cooldown-minutes", "0.03", "--once"]
     assert main(args) == 0
     rows = read_curve(run / "curve.csv")
-    assert [r["branch"] for r in rows] == ["start", "constant", "cooldown"]
+    assert [r["branch"] for r in rows] == ["start", "constant", "ema", "cooldown"]
     step = int(rows[1]["step"])
-    assert int(rows[2]["step"]) == step > 0
+    assert int(rows[2]["step"]) == int(rows[3]["step"]) == step > 0
+    assert rows[2]["weights"] == str(run / "ema" / f"step_{step:07d}.safetensors")
     branch = run / "cooldown" / f"step_{step:07d}"
-    assert (branch / "done").is_file() and rows[2]["weights"] == str(branch / "weights.safetensors")
+    assert (branch / "done").is_file() and rows[3]["weights"] == str(branch / "weights.safetensors")
+    assert not (branch / "ema.safetensors").exists()  # the branch anneals; it keeps no average of its own
     assert (run / "curve.png").is_file()
     # Each candidate carries the shipping rule's verdict against the shipped weights, measured once as step 0.
     assert json.loads((run / "shipped.measure.json").read_text())["summary"]["noc90"] == float(rows[0]["noc90"])
@@ -231,8 +233,9 @@ def test_each_leg_can_also_yield_a_cooled_down_branch_that_is_measured_apart(tmp
     (run / "curve.csv").write_text("".join(open(run / "curve.csv").readlines()[:-1]))
     assert main(args) == 0
     rows = read_curve(run / "curve.csv")
-    assert [(r["branch"], int(r["step"])) for r in rows][:3] == [("start", 0), ("constant", step), ("cooldown", step)]
-    assert [r["branch"] for r in rows[3:]] == ["constant", "cooldown"] and int(rows[3]["step"]) > step
+    assert [(r["branch"], int(r["step"])) for r in rows][:4] == [("start", 0), ("constant", step), ("ema", step),
+                                                                   ("cooldown", step)]
+    assert [r["branch"] for r in rows[4:]] == ["constant", "ema", "cooldown"] and int(rows[4]["step"]) > step
 
 
 def _clicks(noc90: dict[str, int]) -> dict:

@@ -125,6 +125,35 @@ def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
     assert [int(r["step"]) for r in _log(out)] == [1, 2]
 
 
+def test_the_weight_average_follows_each_step_and_survives_a_resume(tmp_path: Path) -> None:
+    """--ema D: after every step the average moves to D * average + (1 - D) * weights, from the start weights, and
+    a resumed run goes on from the saved average (not from its resumed weights)."""
+    out, d = tmp_path / "run", 0.75
+    start = tmp_path / "start.safetensors"
+    from model.weights import save_weights
+    save_weights(PointerSegNet(pretrained_backbone=False), start)
+    w0, _ = load_weights(start)
+    train(_cfg(out, steps=1, init_weights=str(start), ema=d))
+    w1, _ = load_weights(out / "weights.safetensors")
+    e1, info = load_weights(out / "ema.safetensors")
+    assert info["ema"] == d
+    names = [k for k in w0 if not any(b in k for b in ("running_", "num_batches"))]
+    moved = [k for k in names if not torch.equal(w1[k], w0[k])]
+    assert moved  # it trained
+    for k in moved:
+        torch.testing.assert_close(e1[k], d * w0[k] + (1 - d) * w1[k])
+    train(_cfg(out, steps=2, init_weights=str(start), ema=d, resume=True))
+    w2, _ = load_weights(out / "weights.safetensors")
+    e2, _ = load_weights(out / "ema.safetensors")
+    for k in moved:
+        torch.testing.assert_close(e2[k], d * e1[k] + (1 - d) * w2[k])
+    assert not (tmp_path / "plain" / "ema.safetensors").exists()
+    train(_cfg(tmp_path / "plain", steps=1))
+    assert not (tmp_path / "plain" / "ema.safetensors").exists()
+    with pytest.raises(ValueError, match="--ema"):
+        train(_cfg(tmp_path / "bad", steps=1, ema=1.0))
+
+
 def test_init_weights_and_stop_file(tmp_path: Path) -> None:
     init = tmp_path / "init.safetensors"
     torch.manual_seed(3)

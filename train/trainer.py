@@ -101,6 +101,10 @@ class TrainConfig:
     # End this call after this many minutes (0 = no limit) with a checkpoint, leaving the schedule as it is: one
     # leg of a longer run that the next call resumes.
     leg_minutes: float = 0.0
+    # An exponential moving average of the weights, updated after every step with this decay (0 = none) and
+    # written beside the final weights as ema.safetensors: at a constant learning rate it averages out the
+    # last ~1/(1-ema) steps' noise, as a cool-down does, without leaving the run.
+    ema: float = 0.0
 
 
 _is_val = in_hash_split  # the name other modules import
@@ -432,6 +436,18 @@ def _lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def ema_net(net: torch.nn.Module, ema: list[torch.Tensor]) -> torch.nn.Module:
+    """A copy of `net` holding the averaged parameters `ema` (in net.parameters() order); buffers as in `net`
+    (frozen BatchNorm statistics do not move)."""
+    import copy
+
+    averaged = copy.deepcopy(net)
+    with torch.no_grad():
+        for p, e in zip(averaged.parameters(), ema):
+            p.copy_(e)
+    return averaged
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -477,6 +493,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
     net.to(device)
     set_train_mode(net, cfg.freeze_bn)
     anchor = [p.detach().clone() for p in net.parameters()] if cfg.anchor > 0 else None
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"--ema must be in [0, 1), got {cfg.ema!r}")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     elapsed_before = 0.0  # training seconds of the legs before a resume (for max_minutes)
@@ -490,6 +508,11 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
         elapsed_before = float(state.get("elapsed", 0.0))
+    # From the start weights (or the resumed ones, when the checkpoint predates the average): never from zeros.
+    ema = [p.detach().clone() for p in net.parameters()] if cfg.ema > 0 else None
+    if ema is not None and cfg.resume and ckpt_path.is_file() and len(state.get("ema") or []) == len(ema):
+        for e, saved in zip(ema, state["ema"]):
+            e.copy_(saved)
     model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
 
     if not 0 < cfg.scale_min <= cfg.scale_max:
@@ -554,7 +577,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         # The sampler's state is its seed and the step its stream started at (MixedExamples): a resume at `step`
         # starts the stream for that step, so no state of the loader worker process has to be saved.
         _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed(),
-                            "sampler": {"seed": cfg.seed, "stream_start": step}}, ckpt_path)
+                            "sampler": {"seed": cfg.seed, "stream_start": step},
+                            **({"ema": ema} if ema is not None else {})}, ckpt_path)
         last_ckpt = time.time()
 
     last_ckpt = time.time()
@@ -601,6 +625,9 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
                 pull = lr * cfg.anchor
                 for p, p0 in zip(net.parameters(), anchor):
                     p.add_(p0 - p, alpha=pull)
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()], 1.0 - cfg.ema)
         step += 1
         losses.append(loss.item())
         ious.append(float(iou.mean()))
@@ -640,6 +667,9 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
             checkpoint()
         save_weights(net, out / "weights.safetensors", {"steps": step, "sources": cfg.sources,
                                                         "crop": cfg.crop, "val_iou": last_val})
+        if ema is not None:
+            save_weights(ema_net(net, ema), out / "ema.safetensors",
+                         {"steps": step, "sources": cfg.sources, "crop": cfg.crop, "ema": cfg.ema})
         log_file.close()
     if distributed:
         dist.destroy_process_group()
