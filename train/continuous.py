@@ -13,7 +13,9 @@ work::
 
 The recipe (sources and settings) is ``recipe()``: every training source in ``../shared/data`` with the validation
 split held out of each, copy-paste of their objects onto other photos, correction rounds on the net's own errors,
-a constant learning rate (the run is judged by its curve, not annealed to an end).
+a constant learning rate (the run is judged by its curve, not annealed to an end). Candidates for shipping come
+from the run's weight average (``EMA_DECAY``, an ``ema`` row after each leg) and, with ``--cooldown-minutes``, from
+a branch off each leg's snapshot annealed to 0 (a ``cooldown`` row).
 """
 from __future__ import annotations
 
