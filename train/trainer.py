@@ -510,6 +510,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         elapsed_before = float(state.get("elapsed", 0.0))
     # From the start weights (or the resumed ones, when the checkpoint predates the average): never from zeros.
     ema = [p.detach().clone() for p in net.parameters()] if cfg.ema > 0 else None
+    params = [p.detach() for p in net.parameters()]  # views of the live weights, made once for the step loop
     if ema is not None and cfg.resume and ckpt_path.is_file() and len(state.get("ema") or []) == len(ema):
         for e, saved in zip(ema, state["ema"]):
             e.copy_(saved)
@@ -627,7 +628,7 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
                     p.add_(p0 - p, alpha=pull)
         if ema is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()], 1.0 - cfg.ema)
+                torch._foreach_lerp_(ema, params, 1.0 - cfg.ema)
         step += 1
         losses.append(loss.item())
         ious.append(float(iou.mean()))
@@ -670,6 +671,8 @@ def train(cfg: TrainConfig, stop_file: str | None = None) -> dict:
         if ema is not None:
             save_weights(ema_net(net, ema), out / "ema.safetensors",
                          {"steps": step, "sources": cfg.sources, "crop": cfg.crop, "ema": cfg.ema})
+        else:  # an average left by an earlier call with --ema would pass for this call's
+            (out / "ema.safetensors").unlink(missing_ok=True)
         log_file.close()
     if distributed:
         dist.destroy_process_group()
