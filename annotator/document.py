@@ -43,7 +43,7 @@ from train.readers import displayed_size as _displayed_size
 from train.readers import read_image_rgb as _read_image_rgb
 from train.sample import DataError
 
-from annotator import project_lock
+from annotator import gaps, project_lock
 # The exporters and the batch mode import atomic_write_bytes from here too.
 from annotator.atomic_files import atomic_write_bytes
 
@@ -397,7 +397,7 @@ class Project:
     Listeners (``add_listener``) are called as ``callback(event, image_index)`` after every change, where event is
     the edit's name ("add_segment", "delete_segment", "merge_segments", "paint", "set_segment_category",
     "add_category", "rename_category", "recolor_category", "set_category_isthing", "delete_category",
-    "set_segment_mask") or "undo" / "redo";
+    "set_segment_mask", "fill_gaps") or "undo" / "redo";
     image_index is -1 for project-wide (category) changes.
     """
 
@@ -964,6 +964,30 @@ class Project:
             if outside == 0:
                 seg_after[sid] = None
         self._commit(self._image_step("paint", image_index, fn, box, seg_after))
+
+    @_writes
+    def fill_gaps(self, image_index: int, max_width: Optional[int] = None) -> int:
+        """Give the thin unlabelled gaps between segments (strips narrower than about ``2 * max_width`` px and
+        specks, see :mod:`annotator.gaps`) to the nearest segment; wider unlabelled areas stay. One undo step (none
+        if there is no gap). ``max_width`` defaults to half a percent of the image's long side. Returns the number
+        of pixels filled."""
+        entry = self._entry(image_index)
+        arr = entry._array()
+        width = gaps.default_gap_width(*arr.shape) if max_width is None else int(max_width)
+        fill = gaps.gap_labels(arr, width)
+        box = _bbox(fill > 0)
+        if box is None:
+            return 0
+        y0, y1, x0, x1 = box
+        sub_fill = fill[y0:y1, x0:x1]
+        sub = sub_fill > 0
+
+        def fn(patch):
+            patch[sub] = sub_fill[sub]
+            return patch
+
+        self._commit(self._image_step("fill_gaps", image_index, fn, box, {}))
+        return int(np.count_nonzero(sub))
 
     @_writes
     def set_segment_mask(self, image_index: int, segment_id: int, mask: np.ndarray) -> int:

@@ -166,6 +166,37 @@ def test_paint_edits_and_each_pixel_in_one_segment(proj):
     assert proj.images[0].labelled_fraction() == 1.0
 
 
+def test_fill_gaps_gives_thin_slivers_to_the_nearest_segment_and_leaves_wide_areas(proj, tmp_path):
+    # Two segments 3 px apart (the sliver auto-segment leaves where segments meet), a 2 px strip along the
+    # bottom edge under the left one, and a wide unlabelled area on the right that a person still has to click.
+    a = proj.add_segment(0, _box(0, 38, 0, 20), 1)
+    b = proj.add_segment(0, _box(0, 40, 23, 40), 1)
+    before = proj.images[0].labels.copy()
+    assert proj.fill_gaps(0, max_width=2) > 0
+    lab = proj.images[0].labels
+    assert (lab[:, 20:23] != 0).all()                      # the sliver is gone
+    assert (lab[:, 20] == a).all() and (lab[:, 22] == b).all()  # each side from the segment next to it
+    assert (lab[38:40, 0:20] == a).all()                   # the strip along the edge
+    assert (lab[:, 44:60] == 0).all()                      # the wide area stays unlabelled
+    assert ((before != 0) <= (lab == before)).all()        # no labelled pixel changes hands
+    assert set(proj.images[0].segments) == {a, b}
+    filled = lab.copy()
+    assert proj.fill_gaps(0, max_width=2) == 0             # nothing left to fill: no empty undo step
+    reopened_dir = proj.project_dir
+    proj.undo()
+    np.testing.assert_array_equal(proj.images[0].labels, before)  # one undo step
+    proj.redo()
+    proj.close()
+    again = Project.open(reopened_dir)                   # saved at once, like every edit
+    np.testing.assert_array_equal(again.images[0].labels, filled)
+    again.close()
+
+
+def test_fill_gaps_without_segments_changes_nothing(proj):
+    assert proj.fill_gaps(0) == 0
+    assert not proj.can_undo
+
+
 def test_overwrite_paint_removes_segment_left_empty(proj):
     a = proj.add_segment(0, _box(0, 10, 0, 10), 1)
     b = proj.add_segment(0, _box(10, 20, 0, 10), 1)

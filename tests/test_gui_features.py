@@ -293,3 +293,23 @@ def test_the_category_buttons_do_not_widen_the_side_panel(qtbot, project):  # no
     qtbot.waitExposed(panel)
     assert panel.width() == 260
     assert panel.delete_btn.isVisible() and panel.delete_btn.geometry().right() < panel.width()
+
+
+def test_g_fills_the_sliver_between_two_segments_and_ctrl_z_brings_it_back(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project)
+    entry = project.images[0]
+    left = np.zeros((96, 128), bool)
+    left[:, :40] = True
+    right = np.zeros((96, 128), bool)
+    right[:, 43:80] = True                  # 3 px apart; columns 80-127 stay a wide unlabelled area
+    a = project.add_segment(0, left, 1)
+    b = project.add_segment(0, right, 1)
+    qtbot.keyClick(win, Qt.Key_G)
+    assert entry.labels[50, 40] == a and entry.labels[50, 42] == b and (entry.labels[:, 85:] == 0).all()
+    assert "Filled" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: tuple(overlay_pixel(win, 41, 50)[:3]) in (segment_color(a), segment_color(b)))
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
+    assert (entry.labels[:, 40:43] == 0).all()
+    qtbot.keyClick(win, Qt.Key_G)
+    qtbot.keyClick(win, Qt.Key_G)                          # nothing left to fill: says so, records nothing
+    assert "No unlabelled gap" in win.statusBar().currentMessage()

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from annotator.document import ReadOnlyProjectError
+from annotator.gaps import default_gap_width
 
 from annotator.segment_colors import mask_key
 
@@ -358,6 +359,22 @@ class EditingMixin:
             self._edit(self.project.delete_segment, self.index, sid)
         self.status(f"Deleted segment(s) {', '.join(map(str, self.selected))}.")
         self.selected = []
+
+    def fill_gaps(self) -> None:
+        """Give the thin unlabelled slivers between segments (auto-segment leaves them where segments meet) to
+        the nearest segment; one undo step."""
+        if self.entry is None:
+            return
+        h, w = self.image.shape[:2]
+        width = default_gap_width(h, w)
+        filled = self._edit(self.project.fill_gaps, self.index, width)
+        if filled is None:
+            return
+        if filled:
+            self.status(f"Filled {filled} pixels of gaps narrower than about {2 * width} px with the nearest "
+                        "segment (Ctrl+Z undoes).")
+        else:
+            self.status(f"No unlabelled gap narrower than about {2 * width} px next to a segment.")
 
     # ================================================================================ brush / eraser
     def on_stroke(self, x: int, y: int, finished: bool) -> None:

@@ -371,6 +371,7 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
         self.action_next_reading.setShortcutContext(Qt.WindowShortcut)
         act(e, "Accept all remaining", self.accept_all, "Shift+Enter")
         act(e, "Merge selected segments", self.merge_selected, "M")
+        act(e, "Fill gaps between segments", self.fill_gaps, "G")
         act(e, "Delete selected segments", self.delete_selected, "Del")
         act(e, "Edit outline as polygon", self.start_polygon_edit, "P")
         s = mb.addMenu("&Segment")
@@ -988,6 +989,8 @@ class MainWindow(PolygonEditorMixin, EditingMixin, AutoSegmentMixin, FileActions
             self.set_tool("roi")
         elif key == Qt.Key_M:
             self.merge_selected()
+        elif key == Qt.Key_G:
+            self.fill_gaps()
         elif key == Qt.Key_P:
             self.start_polygon_edit()
         elif key in (Qt.Key_Delete, Qt.Key_Backspace):

@@ -28,6 +28,7 @@ SHORTCUTS = [
     ("Ctrl+Shift+A", "Auto-segment this image"),
     ("C / B / E / O", "Tool: click / brush / eraser / box (drag a box: its segment is proposed, the box is the ROI)"),
     ("M", "Merge the two selected segments"),
+    ("G", "Fill the thin unlabelled gaps between segments from the nearest segment (wider areas stay)"),
     ("P", "Edit the selected segment's outline as polygons: drag a vertex, click or drag an edge to add one, "
           "right click or Delete removes one, Enter accepts (one undo step), Esc cancels"),
     ("Delete", "Delete the selected segment(s)"),
