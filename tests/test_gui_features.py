@@ -313,3 +313,11 @@ def test_g_fills_the_sliver_between_two_segments_and_ctrl_z_brings_it_back(qtbot
     qtbot.keyClick(win, Qt.Key_G)
     qtbot.keyClick(win, Qt.Key_G)                          # nothing left to fill: says so, records nothing
     assert "No unlabelled gap" in win.statusBar().currentMessage()
+
+
+def test_accepting_all_proposals_points_to_the_gap_filler(qtbot, project):  # noqa: F811
+    win = make_window(qtbot, project, FakeSegmenter(steps=4))
+    with qtbot.waitSignal(win.bulk_finished, timeout=10000):
+        win.auto_segment_all()
+    assert win.accept_all() == 4
+    assert "G fills" in win.statusBar().currentMessage()

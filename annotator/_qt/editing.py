@@ -233,7 +233,7 @@ class EditingMixin:
         for m, cid in ([(shown, shown_cid)] if shown is not None else []) + [(m, auto_cid) for m in queued]:
             n += bool(self._edit(self.project.add_segment, self.index, m, cid))
         self._persist_bulk(self.index)
-        self.status(f"Accepted {n} segment(s).")
+        self.status(f"Accepted {n} segment(s)." + (" G fills the thin unlabelled gaps between them." if n > 1 else ""))
         return n
 
     # ================================================================================ proposal overview
