@@ -865,3 +865,25 @@ def test_a_first_click_the_net_is_sure_of_skips_the_window_views() -> None:
     for bad in (0, -0.1, 1.5):
         with pytest.raises(ValueError, match="first_click_confident"):
             Segmenter.random_init(ALL_SEED, first_click_confident=bad)
+
+
+def test_segment_image_regions_that_touch_at_the_net_size_touch_at_full_size() -> None:
+    """Two regions that meet at the net's size, each with probabilities just over the cut along their shared
+    border: drawn smooth at full size, both fell under the cut between the border cells, and a thin unlabelled
+    sliver ran along the border for the person to paint."""
+    seg = Segmenter.random_init(ALL_SEED, full_image_side=40)  # 160 px image, 40 px at the net: 4x
+    image = np.zeros((160, 160, 3), np.uint8)
+    xs = np.arange(40)[None, :].repeat(40, 0)
+
+    def stub_run(img, roi, clicks, prev, window, side, *keys):
+        (x, _, _), = clicks
+        if x < 20:
+            prob = np.where(xs < 19, 255, np.where(xs == 19, 140, 0))
+        else:
+            prob = np.where(xs > 20, 255, np.where(xs == 20, 140, 0))
+        return (prob * roi).astype(np.uint8), 0.9
+
+    seg._run = stub_run
+    labels = seg.segment_image(image)
+    assert labels.max() == 2 and (labels > 0).all()
+    assert len(np.unique(labels[:, :76])) == 1 and len(np.unique(labels[:, 84:])) == 1
