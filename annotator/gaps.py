@@ -1,8 +1,7 @@
 """Thin unlabelled gaps between segments, and the segment each gap pixel belongs to.
 
-Auto-segment draws each segment from the net's probabilities at a small internal size (long side 320), so two
-segments that touch there are often drawn a few pixels apart at full size, and a person who wants every pixel
-labelled would have to paint those slivers by hand. A gap here is an unlabelled pixel that no disk of diameter
+Where the net's answers stop short of each other, or after brush and polygon edits, segments end a few pixels
+apart, and a person who wants every pixel labelled would have to paint those slivers by hand. A gap here is an unlabelled pixel that no disk of diameter
 ``2 * max_width + 1`` placed inside the unlabelled area covers (the part a morphological opening removes: strips
 narrower than that and specks smaller than it), within ``2 * max_width`` pixels of a segment; it takes the label of
 the nearest labelled pixel. Wider unlabelled areas stay for the person to click.
@@ -14,8 +13,8 @@ import numpy as np
 
 
 def default_gap_width(height: int, width: int) -> int:
-    """Half a percent of the long side, at least 2 px: the slivers auto-segment leaves are up to one internal
-    pixel wide, long side / 320 (3 px at 960 px, 12 px at 4000 px)."""
+    """Half a percent of the long side, at least 2 px: about one cell of auto-segment's internal size (long side
+    320), so a gap one cell wide there is one here (3 px at 960 px, 12 px at 4000 px)."""
     return max(2, int(round(0.005 * max(height, width))))
 
 

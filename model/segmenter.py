@@ -747,7 +747,7 @@ class Segmenter:
         labels = np.zeros((h, w), np.int32)
         small = np.zeros((sh, sw), np.uint16 if len(segments) < 65535 else np.int32)
         for k, (_, mask) in enumerate(segments, 1):
-            small[mask & (small == 0)] = k
+            small[mask] = k  # the masks are disjoint: each took only what was still unassigned
         fx, fy = w / sw, h / sh
         for k, (prob, mask) in enumerate(segments, 1):
             ys, xs = np.nonzero(mask)

@@ -361,8 +361,7 @@ class EditingMixin:
         self.selected = []
 
     def fill_gaps(self) -> None:
-        """Give the thin unlabelled slivers between segments (auto-segment leaves them where segments meet) to
-        the nearest segment; one undo step."""
+        """Give the thin unlabelled slivers between segments to the nearest segment; one undo step."""
         if self.entry is None:
             return
         h, w = self.image.shape[:2]
