@@ -40,6 +40,10 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
 def _max_misses(text: str) -> list[int | None]:
     return [None if v.strip().lower() == "none" else int(v) for v in text.split(",")]
 
@@ -60,7 +64,8 @@ AXES = [("min_pointer_radius", "--min-pointer-radius", _floats),
         ("min_area_fraction", "--min-area-fraction", _floats),
         ("min_score", "--min-score", _floats),
         ("miss_disk_fraction", "--miss-disk-fraction", _floats),
-        ("max_misses_in_a_row", "--max-misses", _max_misses)]
+        ("max_misses_in_a_row", "--max-misses", _max_misses),
+        ("refine_passes", "--refine-passes", _ints)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -147,7 +152,7 @@ def tune(args: argparse.Namespace) -> list[dict]:
 def _fmt(r: dict) -> str:
     head = (f"side {r['side']:4d}  radius {r['min_pointer_radius']:4g}  area {r['min_area_fraction']:6g}  "
             f"score {r['min_score']:4g}  miss disk {r['miss_disk_fraction']:4g}  "
-            f"misses {str(r['max_misses_in_a_row']):>4s}  ")
+            f"misses {str(r['max_misses_in_a_row']):>4s}  refine {r['refine_passes']}  ")
     if "covering" in r:
         return (head + f"covering {r['covering']:.4f}  PRI {r['pri']:.4f}  VoI {r['voi']:.3f}  "
                 f"regions {r['regions']:.1f}  {r['seconds_per_image']:.2f} s/image")

@@ -510,7 +510,8 @@ def test_segment_image_stops_after_a_run_of_misses() -> None:
 
     def stub_run(img, roi, clicks, prev, window, side, *keys):
         (x, y, _), = clicks
-        calls.append((x, y))
+        if prev is None:  # a new pointer (a refinement pass of a hit comes back with its answer as prev)
+            calls.append((x, y))
         if found[int(y), int(x)] and roi[int(y), int(x)]:
             return found.astype(np.uint8) * 255, 0.9
         return np.zeros(roi.shape, np.uint8), 0.1
@@ -887,3 +888,36 @@ def test_segment_image_regions_that_touch_at_the_net_size_touch_at_full_size() -
     labels = seg.segment_image(image)
     assert labels.max() == 2 and (labels > 0).all()
     assert len(np.unique(labels[:, :76])) == 1 and len(np.unique(labels[:, 84:])) == 1
+
+
+def test_segment_image_refines_each_segment_but_gates_on_its_first_reading() -> None:
+    """Each pointer's answer goes back to the net as the previous mask (refine_passes times) and the refined
+    outline is the segment; whether it is a segment at all stays the first pass's call, since the net rates its
+    own refined answers higher (gating on those let more false segments through). Stubbed net: a first answer
+    that spills over the region's edge, a refined one that fits it."""
+    seg = Segmenter.random_init(ALL_SEED, full_image_side=120)
+    image = np.zeros((120, 120, 3), np.uint8)
+    region = _box_mask((120, 120), 30, 90, 30, 90)
+    spill = _box_mask((120, 120), 20, 100, 20, 100)
+    first_score = {"value": 0.9}
+    passes: list[bool] = []
+
+    def stub_run(img, roi, clicks, prev, window, side, *keys):
+        passes.append(prev is not None)
+        if prev is None:
+            return (spill & roi).astype(np.uint8) * 255, first_score["value"]
+        return (region & roi).astype(np.uint8) * 255, 0.99
+
+    seg._run = stub_run
+    labels = seg.segment_image(image, max_segments=1, refine_passes=2)
+    assert np.array_equal(labels == 1, region), "the refined outline is the segment"
+    assert passes == [False, True, True]
+    passes.clear()
+    unrefined = seg.segment_image(image, max_segments=1, refine_passes=0)
+    assert np.array_equal(unrefined == 1, spill) and passes == [False]
+    first_score["value"] = 0.1  # rated poorly at first: a miss, however well the refinement would score
+    passes.clear()
+    assert not seg.segment_image(image, max_segments=1, max_misses_in_a_row=1).any()
+    assert passes == [False], "no refinement pass is spent on a miss"
+    with pytest.raises(ValueError, match="refine_passes"):
+        seg.segment_image(image, refine_passes=-1)
