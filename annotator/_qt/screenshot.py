@@ -50,7 +50,9 @@ class ScreenshotScript(QObject):
                 elif win.bulk.get(win.index) or win.proposal is not None:
                     win.accept_all()
             h, w = win.image.shape[:2]
-            for k, spec in enumerate(self.clicks):
+            # In the overview a click drops the proposal under it: the overview screenshot shows them all (the
+            # screenshot tool always passes a centre click, which dropped one proposal from the README's picture).
+            for k, spec in enumerate([] if self.overview else self.clicks):
                 # "-X,Y": a negative click that corrects the proposal; a positive click first accepts it.
                 negative = spec.startswith("-")
                 x, y = (w // 2, h // 2) if spec == "center" else (int(v) for v in spec.lstrip("-").split(","))
