@@ -323,6 +323,8 @@ def test_full_mode_on_coco_panoptic(coco_json, tmp_path, capsys):
     assert r4["settings"]["net_full_options"] == {"miss_disk_fraction": 1.0}
     r5 = _run(["full", "--data", f"coco:{coco_json}", "--limit", "1", "--max-misses", "none"], tmp_path / "full5.json")
     assert r5["settings"]["net_full_options"] == {"max_misses_in_a_row": None}
+    r6 = _run(["full", "--data", f"coco:{coco_json}", "--limit", "1", "--refine-passes", "0"], tmp_path / "full6.json")
+    assert r6["settings"]["net_full_options"] == {"refine_passes": 0}
     assert r["settings"]["peer_miss_disk_fraction"] == inspect.signature(
         Segmenter.segment_image).parameters["miss_disk_fraction"].default
     assert r2["methods"]["grabcut"]["tp"] == r2["methods"]["grabcut"]["fp"] == 0

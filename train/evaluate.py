@@ -461,6 +461,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-misses", choices=["none"] + [str(k) for k in range(1, 51)], metavar="N|none",
                    help="full mode: the net's stop after this many misses in a row, Segmenter.segment_image's "
                         "max_misses_in_a_row ('none': no limit; default: its default)")
+    p.add_argument("--refine-passes", type=int, choices=range(0, 11), metavar="N",
+                   help="full mode: how often each segment's answer goes back to the net as the previous mask, "
+                        "Segmenter.segment_image's refine_passes (default: its default)")
     p.add_argument("--peer-miss-disk", type=float,
                    help="full mode: the peers' pointer rule after a miss (default: the net's, "
                         "Segmenter.segment_image's miss_disk_fraction; 1.0 was the peers' stronger setting on CamVid val)")
@@ -548,6 +551,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         full_options["miss_disk_fraction"] = args.miss_disk
     if getattr(args, "max_misses", None) is not None:
         full_options["max_misses_in_a_row"] = None if args.max_misses == "none" else int(args.max_misses)
+    if getattr(args, "refine_passes", None) is not None:
+        full_options["refine_passes"] = args.refine_passes
     methods: list = [NetMethod(segmenter, full_options or None)]
     peer_note = None
     peers: list[str] = []
