@@ -697,6 +697,7 @@ class Segmenter:
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         roi_small = cv2.resize(roi.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        whole = (0, 0, sw, sh)  # every pass runs on the whole small image
         small_key = "segment_image" + _fingerprint(small)  # lets _run reuse the guide filter's statistics
         remaining = roi_small.copy()      # not yet assigned to a segment
         candidates = roi_small.copy()     # where a next pointer may still go
@@ -714,7 +715,7 @@ class Segmenter:
                 break
             runs += 1
             pointer = [(float(px), float(py), True)]
-            prob, score = self._run(small, remaining, pointer, None, (0, 0, sw, sh), side, small_key)
+            prob, score = self._run(small, remaining, pointer, None, whole, side, small_key)
             # The answer fed back as the previous mask, as a click's first mask is: its outline settles on the
             # region. The gate keeps the first pass's score: the net rates its own refined answers higher, and
             # gating on that let through more false segments (held-out CamVid frames 289 -> 348).
@@ -722,7 +723,7 @@ class Segmenter:
                 previous = (prob > self._cut) & remaining
                 if not previous.any():
                     break
-                prob, _ = self._run(small, remaining, pointer, previous, (0, 0, sw, sh), side, small_key)
+                prob, _ = self._run(small, remaining, pointer, previous, whole, side, small_key)
             mask = (prob > self._cut) & remaining
             if mask.sum() >= min_area and mask[py, px] and score >= min_score:
                 segments.append((prob, mask))

@@ -64,5 +64,6 @@ def test_overview_screenshot_shows_every_proposal(tmp_path):
                           text=True, env=env, cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out.is_file() and cv2.imread(str(out)) is not None
-    shown, proposals, strips = next(line for line in proc.stdout.splitlines() if line.startswith("OVERVIEW")).split()[1:]
+    overview = next(line for line in proc.stdout.splitlines() if line.startswith("OVERVIEW"))
+    shown, proposals, strips = overview.split()[1:]
     assert shown == "True" and int(proposals) == int(strips) > 1
