@@ -4,7 +4,8 @@ Where the net's answers stop short of each other, or after brush and polygon edi
 apart, and a person who wants every pixel labelled would have to paint those slivers by hand. A gap here is an
 unlabelled pixel that no disk of diameter ``2 * max_width + 1`` placed inside the unlabelled area covers (the part
 a morphological opening removes: strips narrower than that and specks smaller than it), within ``2 * max_width``
-pixels of a segment; it takes the label of the nearest labelled pixel. Wider unlabelled areas stay for the person to click.
+pixels of a segment; it takes the label of the nearest labelled pixel. Wider unlabelled areas stay for the person
+to click.
 """
 from __future__ import annotations
 
